@@ -1,0 +1,84 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+import { ConfigError, DEFAULT_CONFIG_PATH, envNames, loadConfig } from './load.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'wl-config-'));
+const file = (name: string, text: string): string => {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+};
+
+function issuesOf(fn: () => unknown): { path: string; message: string }[] {
+  try {
+    fn();
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return [...(err as ConfigError).issues];
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadConfig', () => {
+  it('accepts the embedded defaults on their own', () => {
+    const config = loadConfig({ env: {} });
+    expect(config.media.reorderWindowMs).toBe(60);
+    expect(config.rtpengine.port).toBe(22222);
+  });
+
+  it('documents every key of default.yaml with a comment line right above it', () => {
+    const lines = readFileSync(DEFAULT_CONFIG_PATH, 'utf8').split('\n');
+    const undocumented = lines.filter((line, i) => {
+      if (!/^\s*[A-Za-z]+:/.test(line)) return false;
+      // a key is documented by a comment above it, or is a group heading whose children are
+      let j = i - 1;
+      while (j >= 0 && /^\s*[A-Za-z]+:\s*\S/.test(lines[j]!) && !/^\s*#/.test(lines[j]!)) j--;
+      return !/^\s*#/.test(lines[j] ?? '') && !/:\s*$/.test(line);
+    });
+    expect(undocumented).toEqual([]);
+  });
+
+  it('merges a user file over the defaults', () => {
+    const config = loadConfig({ file: file('ok.yaml', 'media:\n  portMin: 31000\n  portMax: 31010\n'), env: {} });
+    expect(config.media.portMin).toBe(31000);
+    expect(config.media.reorderWindowMs).toBe(60);
+  });
+
+  it('names the path of a bad key and what was expected', () => {
+    const issues = issuesOf(() => loadConfig({ file: file('bad.yaml', 'media:\n  reorderWindowMs: soon\n  portz: 3\n'), env: {} }));
+    expect(issues).toContainEqual({ path: 'media.reorderWindowMs', message: expect.stringMatching(/expected number/) });
+    expect(issues).toContainEqual({ path: 'media.portz', message: 'unknown key' });
+  });
+
+  it('rejects an inverted port range', () => {
+    const issues = issuesOf(() => loadConfig({ file: file('range.yaml', 'media:\n  portMin: 5000\n  portMax: 4000\n'), env: {} }));
+    expect(issues).toEqual([{ path: 'media.portMax', message: 'must be >= portMin (5000)' }]);
+  });
+
+  it('lets environment variables override single keys, parsed as YAML scalars', () => {
+    const config = loadConfig({ env: { WHISPERLINE_MEDIA_REORDER_WINDOW_MS: '40', WHISPERLINE_RTPENGINE_LAUNCH: 'false' } });
+    expect(config.media.reorderWindowMs).toBe(40);
+    expect(config.rtpengine.launch).toBe(false);
+  });
+
+  it('fails on an unknown WHISPERLINE_ variable and on a bad value from the environment', () => {
+    const issues = issuesOf(() => loadConfig({ env: { WHISPERLINE_MEDIA_REORDER_WINDOW: '40', WHISPERLINE_LOG_LEVEL: 'loud' } }));
+    expect(issues.map((i) => i.path).sort()).toEqual(['WHISPERLINE_MEDIA_REORDER_WINDOW', 'log.level']);
+  });
+
+  it('reports YAML syntax errors with the line', () => {
+    const issues = issuesOf(() => loadConfig({ file: file('syntax.yaml', 'media:\n  portMin: [1,\n'), env: {} }));
+    expect(issues[0]!.path).toMatch(/^line \d+$/);
+  });
+
+  it('gives every default key a distinct environment name', () => {
+    const defaults = parse(readFileSync(DEFAULT_CONFIG_PATH, 'utf8')) as Record<string, unknown>;
+    const names = envNames(defaults);
+    expect(names.get('WHISPERLINE_MEDIA_FORK_CODEC')).toEqual(['media', 'forkCodec']);
+    expect(names.size).toBeGreaterThan(10);
+  });
+});

@@ -1,0 +1,27 @@
+/**
+ * The gateway's typed errors. Callers branch on `code` and `retryable`, never on message text;
+ * the SIP edge maps them to SIP status codes.
+ */
+export type ErrorCode =
+  | 'CONFIG_INVALID'
+  | 'RTPENGINE_ERROR'
+  | 'RTPENGINE_TIMEOUT'
+  | 'RTPENGINE_CLOSED'
+  | 'RTPENGINE_PROTOCOL'
+  | 'RTPENGINE_SPAWN'
+  | 'PORTS_EXHAUSTED'
+  | 'SDP_INVALID'
+  | 'CODEC_UNSUPPORTED'
+  | 'AUDIO_INVALID';
+
+export class WhisperlineError extends Error {
+  readonly code: ErrorCode;
+  readonly retryable: boolean;
+
+  constructor(code: ErrorCode, message: string, options: { retryable?: boolean; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
