@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { concatSamples, dominantFrequency, sine } from '../../test/support/signal.js';
+import type { AudioFrame } from './frame.js';
+import { encodeUlawBuffer } from './g711.js';
+import { PartyAudio, type AudioFormat } from './party-audio.js';
+
+const PCMU: AudioFormat = { codec: 'PCMU', clockRate: 8000, channels: 1 };
+const tone = sine(1000, 8000, 2000, 0.3);
+/** Packet i of a 1 kHz PCMU stream (20 ms, 160 samples). */
+const payload = (i: number): Uint8Array => encodeUlawBuffer(tone.subarray((i % 100) * 160, ((i % 100) + 1) * 160));
+
+function party(maxGapFillMs?: number): { audio: PartyAudio; frames: AudioFrame[] } {
+  const frames: AudioFrame[] = [];
+  const audio = new PartyAudio('caller', (f) => frames.push(f), { callClock: (ms) => ms, ...(maxGapFillMs ? { maxGapFillMs } : {}) });
+  return { audio, frames };
+}
+
+const starts = (frames: AudioFrame[]): number[] => frames.map((f) => f.startMs);
+const contiguous = (frames: AudioFrame[]): boolean => frames.every((f, i) => i === 0 || f.startMs === frames[i - 1]!.startMs + 20);
+
+describe('PartyAudio', () => {
+  it('turns 20 ms PCMU packets into 20 ms 16 kHz frames on the call clock, carrying the tone', () => {
+    const { audio, frames } = party();
+    audio.streamChange(1, 1000);
+    for (let i = 0; i < 50; i++) audio.audio(PCMU, i * 160, payload(i), 0, 1000 + i * 20);
+    expect(frames).toHaveLength(50);
+    expect(frames[0]!.startMs).toBe(1000);
+    expect(contiguous(frames)).toBe(true);
+    expect(frames.every((f) => f.samples.length === 320 && f.party === 'caller')).toBe(true);
+    const pcm = concatSamples(frames.slice(2).map((f) => f.samples));
+    expect(dominantFrequency(pcm, 16000, [440, 1000, 3000, 7000])).toBe(1000);
+  });
+
+  it('conceals lost packets so the clock does not jump', () => {
+    const { audio, frames } = party();
+    audio.streamChange(1, 0);
+    for (const i of [0, 1, 2, 5, 6]) audio.audio(PCMU, i * 160, payload(i), i === 5 ? 2 : 0, i * 20);
+    expect(frames).toHaveLength(7);
+    expect(contiguous(frames)).toBe(true);
+    expect(audio.concealedSamples).toBe(640);
+  });
+
+  it('fills a silence-suppression gap with comfort noise at the signalled level', () => {
+    const { audio, frames } = party();
+    audio.streamChange(1, 0);
+    audio.audio(PCMU, 0, payload(0), 0, 0);
+    audio.comfortNoise(40); // -40 dBov
+    audio.audio(PCMU, 160 * 10, payload(10), 0, 200);
+    expect(starts(frames)).toEqual([0, 20, 40, 60, 80, 100, 120, 140, 160, 180, 200]);
+    const noise = concatSamples(frames.slice(2, 9).map((f) => f.samples));
+    const rms = Math.sqrt(noise.reduce((s, v) => s + v * v, 0) / noise.length);
+    expect(20 * Math.log10(rms / 32768)).toBeGreaterThan(-42);
+    expect(20 * Math.log10(rms / 32768)).toBeLessThan(-38);
+  });
+
+  it('moves the clock instead of filling a gap longer than maxGapFillMs', () => {
+    const { audio, frames } = party(500);
+    audio.streamChange(1, 0);
+    audio.audio(PCMU, 0, payload(0), 0, 0);
+    audio.audio(PCMU, 8000 * 3, payload(1), 0, 3000); // 3 s later in RTP time
+    expect(starts(frames)).toEqual([0, 3000]);
+    expect(audio.clockJumps).toBe(1);
+  });
+
+  it('continues the clock across an SSRC change, with fresh timestamps', () => {
+    const { audio, frames } = party();
+    audio.streamChange(1, 0);
+    audio.audio(PCMU, 0, payload(0), 0, 0);
+    audio.audio(PCMU, 160, payload(1), 0, 20);
+    audio.streamChange(2, 40);
+    audio.audio(PCMU, 987654, payload(2), 0, 40);
+    audio.audio(PCMU, 987654 + 160, payload(3), 0, 60);
+    expect(starts(frames)).toEqual([0, 20, 40, 60]);
+  });
+
+  it('fills with silence when a new SSRC starts well after the old one stopped (hold)', () => {
+    const { audio, frames } = party();
+    audio.streamChange(1, 0);
+    audio.audio(PCMU, 0, payload(0), 0, 0);
+    audio.streamChange(2, 400);
+    audio.audio(PCMU, 5, payload(1), 0, 400);
+    expect(contiguous(frames)).toBe(true);
+    expect(frames[frames.length - 1]!.startMs).toBe(400);
+  });
+
+  it('emits the partial last frame padded with silence when the party ends', () => {
+    const { audio, frames } = party();
+    audio.streamChange(1, 0);
+    audio.audio(PCMU, 0, payload(0).subarray(0, 80), 0, 0); // 10 ms
+    expect(frames).toHaveLength(0);
+    audio.end();
+    expect(frames).toHaveLength(1);
+    expect(frames[0]!.samples.subarray(200).every((s) => s === 0)).toBe(true);
+  });
+
+  it('decodes Opus straight to 16 kHz frames', async () => {
+    const { OpusPacketEncoder } = await import('../../test/support/opus-encoder.js');
+    const enc = new OpusPacketEncoder(48000);
+    const packets = enc.encodeAll(sine(440, 48000, 600, 0.3));
+    const { audio, frames } = party();
+    audio.streamChange(1, 0);
+    packets.forEach((p, i) => audio.audio({ codec: 'opus', clockRate: 48000, channels: 2 }, i * 960, p, 0, i * 20));
+    expect(frames).toHaveLength(packets.length);
+    expect(dominantFrequency(concatSamples(frames.slice(5).map((f) => f.samples)), 16000, [440, 1000])).toBe(440);
+  });
+});
