@@ -1,0 +1,188 @@
+import { randomBytes } from 'node:crypto';
+import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
+import type { CodecName } from '../audio/codec.js';
+import type { MediaSink, PartyRtpStats } from './rtp/party-stream.js';
+import { payloadFormat, payloadMapFromSdp, SdpError, STATIC_PAYLOAD_TYPES } from './rtp/payload-map.js';
+import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
+
+/** The part of the rtpengine client a fork needs (ng key names as rtpengine spells them). */
+export interface SubscriptionControl {
+  subscribeRequest(req: {
+    'call-id': string;
+    'from-tag': string;
+    'to-tag': string;
+    codec?: { transcode?: string[] };
+  }): Promise<{ sdp?: string }>;
+  subscribeAnswer(req: { 'call-id': string; 'to-tag': string; sdp: string; flags?: string[] }): Promise<unknown>;
+  unsubscribe(req: { 'call-id': string; 'to-tag': string }): Promise<unknown>;
+}
+
+export interface ForkRequest {
+  readonly callId: string;
+  /** The rtpengine tag of the party whose audio is wanted (its SIP From- or To-tag). */
+  readonly fromTag: string;
+  /** A short label used in the subscription's own tag (e.g. `caller`). */
+  readonly label: string;
+  /** Ask rtpengine to transcode the copy to this codec even if the call's codec is decodable. */
+  readonly transcodeTo?: 'PCMU' | 'opus';
+}
+
+export interface MediaFork {
+  readonly toTag: string;
+  readonly port: RtpPartyPort;
+  /** The codec the copy arrives in. */
+  readonly codec: CodecName;
+  /** True when rtpengine transcodes the copy for the gateway. */
+  readonly transcoded: boolean;
+  stats(): PartyRtpStats;
+  /** Unsubscribes and releases the socket. Idempotent; never rejects. */
+  close(): Promise<void>;
+}
+
+const DECODABLE = new Set(['pcmu', 'pcma', 'opus']);
+const PASSED = new Set(['telephone-event', 'cn']);
+/** Preference when the offer lists several codecs the gateway decodes: wideband first. */
+const PREFERENCE: CodecName[] = ['opus', 'PCMA', 'PCMU'];
+
+/**
+ * Forks one party's media out of rtpengine to a gateway socket: `subscribe request` for that
+ * party, a recvonly answer naming the gateway's port, then `subscribe answer`. Codecs the gateway
+ * cannot decode are asked for again as `forkCodec` (`codec.transcode`), never dropped.
+ */
+export class MediaForker {
+  constructor(
+    private readonly rtpengine: SubscriptionControl,
+    private readonly receiver: RtpReceiver,
+    private readonly forkCodec: 'PCMU' | 'opus',
+  ) {}
+
+  async fork(req: ForkRequest, sink: MediaSink): Promise<MediaFork> {
+    const port = await this.receiver.openParty(new Map(), sink);
+    try {
+      return await this.subscribe(req, port);
+    } catch (err) {
+      port.close();
+      throw err;
+    }
+  }
+
+  private async subscribe(req: ForkRequest, port: RtpPartyPort): Promise<MediaFork> {
+    let transcodeTo = req.transcodeTo;
+    let toTag = newTag(req.label);
+    let offer = await this.request(req, toTag, transcodeTo);
+    let chosen = chooseCodec(offer, transcodeTo);
+    if (!chosen && !transcodeTo) {
+      // The call's codec is not one we decode: drop this subscription and ask for a transcoded one.
+      await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag });
+      transcodeTo = this.forkCodec;
+      toTag = newTag(req.label);
+      offer = await this.request(req, toTag, transcodeTo);
+      chosen = chooseCodec(offer, transcodeTo);
+    }
+    if (!chosen) {
+      await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag }).catch(() => undefined);
+      throw new SdpError(`rtpengine offered no codec the gateway decodes for ${req.label} (m=audio ${offer.payloads})`);
+    }
+    const answer = answerSdp(offer, chosen.payloadType, port.address, port.port);
+    port.stream.setPayloadMap(payloadMapFromSdp(answer));
+    try {
+      await this.rtpengine.subscribeAnswer({
+        'call-id': req.callId,
+        'to-tag': toTag,
+        sdp: answer,
+        ...(transcodeTo ? { flags: ['allow transcoding'] } : {}),
+      });
+    } catch (err) {
+      await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag }).catch(() => undefined);
+      throw err;
+    }
+    let closed: Promise<void> | undefined;
+    return {
+      toTag,
+      port,
+      codec: chosen.codec,
+      transcoded: transcodeTo !== undefined,
+      stats: () => port.stats(),
+      close: () =>
+        (closed ??= this.rtpengine
+          .unsubscribe({ 'call-id': req.callId, 'to-tag': toTag })
+          .then(
+            () => undefined,
+            // The call may already be deleted; the socket is released either way.
+            () => undefined,
+          )
+          .finally(() => port.close())),
+    };
+  }
+
+  private async request(req: ForkRequest, toTag: string, transcodeTo: string | undefined): Promise<MediaDescription> {
+    const reply = await this.rtpengine.subscribeRequest({
+      'call-id': req.callId,
+      'from-tag': req.fromTag,
+      'to-tag': toTag,
+      ...(transcodeTo ? { codec: { transcode: [transcodeTo] } } : {}),
+    });
+    if (!reply.sdp) throw new SdpError('subscribe request returned no SDP');
+    const media = parseSdp(reply.sdp).media?.find((m) => m.type === 'audio');
+    if (!media) throw new SdpError('subscribe request SDP has no audio m= line');
+    return media;
+  }
+}
+
+function newTag(label: string): string {
+  return `wl-${label}-${randomBytes(4).toString('hex')}`;
+}
+
+function offeredPayloadTypes(media: MediaDescription): number[] {
+  return String(media.payloads ?? '')
+    .split(/\s+/)
+    .filter((p) => p !== '')
+    .map(Number);
+}
+
+function encodingOf(media: MediaDescription, pt: number): { name: string; rate: number; channels: number } | undefined {
+  const r = media.rtp.find((x) => x.payload === pt);
+  if (r) return { name: r.codec, rate: r.rate ?? 8000, channels: Number(r.encoding ?? 1) };
+  const fixed = STATIC_PAYLOAD_TYPES.get(pt);
+  if (!fixed) return undefined;
+  const name = fixed.kind === 'audio' ? fixed.codec : fixed.kind === 'comfort-noise' ? 'CN' : fixed.kind === 'unsupported' ? fixed.encodingName : 'telephone-event';
+  return { name, rate: fixed.clockRate, channels: 1 };
+}
+
+function chooseCodec(media: MediaDescription, wanted: string | undefined): { payloadType: number; codec: CodecName } | undefined {
+  const candidates: { payloadType: number; codec: CodecName }[] = [];
+  for (const pt of offeredPayloadTypes(media)) {
+    const enc = encodingOf(media, pt);
+    if (!enc || !DECODABLE.has(enc.name.toLowerCase())) continue;
+    const f = payloadFormat(enc.name, enc.rate, enc.channels);
+    if (f.kind === 'audio') candidates.push({ payloadType: pt, codec: f.codec });
+  }
+  if (wanted) return candidates.find((c) => c.codec.toLowerCase() === wanted.toLowerCase());
+  candidates.sort((a, b) => PREFERENCE.indexOf(a.codec) - PREFERENCE.indexOf(b.codec));
+  return candidates[0];
+}
+
+/**
+ * The gateway's recvonly answer: the chosen codec plus telephone-event and CN, with rtpengine's
+ * own payload type numbers (answering with other numbers makes it fall back, see notes).
+ */
+function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number): string {
+  const pts = offeredPayloadTypes(offer).filter((pt) => {
+    if (pt === codecPt) return true;
+    const enc = encodingOf(offer, pt);
+    return enc !== undefined && PASSED.has(enc.name.toLowerCase());
+  });
+  const family = address.includes(':') ? 'IP6' : 'IP4';
+  const id = Date.now();
+  const lines = ['v=0', `o=whisperline ${id} ${id} IN ${family} ${address}`, 's=whisperline fork', `c=IN ${family} ${address}`, 't=0 0'];
+  lines.push(`m=audio ${port} RTP/AVP ${pts.join(' ')}`);
+  for (const pt of pts) {
+    const enc = encodingOf(offer, pt)!;
+    lines.push(`a=rtpmap:${pt} ${enc.name}/${enc.rate}${enc.channels > 1 ? `/${enc.channels}` : ''}`);
+    const fmtp = offer.fmtp.find((f) => f.payload === pt);
+    if (fmtp) lines.push(`a=fmtp:${pt} ${fmtp.config}`);
+  }
+  if (offer.ptime) lines.push(`a=ptime:${offer.ptime}`);
+  lines.push('a=recvonly', 'a=rtcp-mux');
+  return lines.join('\r\n') + '\r\n';
+}

@@ -1,0 +1,226 @@
+import type { CodecName } from '../../audio/codec.js';
+import { DtmfDetector, type DtmfEvent } from './dtmf.js';
+import { isMalformed, parseRtp, type RtpMalformedReason, type RtpPacket } from './packet.js';
+import { STATIC_PAYLOAD_TYPES, type PayloadFormat, type PayloadMap } from './payload-map.js';
+import { ReorderBuffer } from './reorder.js';
+
+export type AudioPayloadFormat = Extract<PayloadFormat, { kind: 'audio' }>;
+
+/**
+ * Where one party's media goes once it is in order. The audio stage implements it; the media stage
+ * never decodes. Calls arrive in sequence order of the current SSRC.
+ */
+export interface MediaSink {
+  /** An audio packet; `lostBefore` packets right before it were given up as lost. */
+  audio(format: AudioPayloadFormat, timestamp: number, payload: Uint8Array, lostBefore: number, arrivalMs: number): void;
+  /** RFC 3389 comfort noise: silence at `levelDbov` (-dBov) until the next audio packet. */
+  comfortNoise(levelDbov: number): void;
+  /** A new SSRC took over the stream: codec state and timestamps start afresh. */
+  streamChange(ssrc: number, arrivalMs: number): void;
+  dtmf(event: DtmfEvent): void;
+  /** The party's media ended (fork closed): nothing more will arrive. */
+  end(): void;
+}
+
+export interface PartyRtpStats {
+  packets: number;
+  bytes: number;
+  /** Sequence numbers given up and concealed. */
+  lost: number;
+  /** Packets that came after their place in the stream had been concealed. */
+  late: number;
+  duplicate: number;
+  malformed: number;
+  /** RTCP that arrived on the RTP port (rtcp-mux); not an error. */
+  rtcp: number;
+  /** Payload types neither negotiated nor statically assigned. */
+  unknownPayloadType: number;
+  /** Negotiated formats the gateway does not decode (should not happen: forks ask for PCMU/Opus). */
+  undecodable: number;
+  ssrcChanges: number;
+  dtmfEvents: number;
+  /** RFC 3550 interarrival jitter of the current SSRC, in ms. */
+  jitterMs: number;
+  /** The codec last seen. */
+  codec: CodecName | undefined;
+}
+
+type Item = { readonly packet: RtpPacket; readonly format: PayloadFormat | undefined; readonly arrivalMs: number };
+
+const DEFAULT_PTIME_MS = 20;
+
+/**
+ * The RTP state of one forked party: header checks, SSRC tracking, reordering, payload type
+ * lookup, DTMF and statistics. One per receiver socket.
+ */
+export class RtpPartyStream {
+  readonly stats: PartyRtpStats = {
+    packets: 0, bytes: 0, lost: 0, late: 0, duplicate: 0, malformed: 0, rtcp: 0,
+    unknownPayloadType: 0, undecodable: 0, ssrcChanges: 0, dtmfEvents: 0, jitterMs: 0, codec: undefined,
+  };
+  readonly malformedByReason: Partial<Record<RtpMalformedReason, number>> = {};
+  private ssrc: number | undefined;
+  private reorder: ReorderBuffer<Item>;
+  private dtmf = new Map<number, DtmfDetector>();
+  private jitterTicks = 0;
+  private lastTransit: number | undefined;
+  private lastAudioSeq = -1;
+  private lastAudioTs = 0;
+
+  constructor(
+    private payloadMap: PayloadMap,
+    private readonly sink: MediaSink,
+    private readonly reorderWindowMs: number,
+  ) {
+    this.reorder = this.newReorder(DEFAULT_PTIME_MS);
+  }
+
+  /** A re-negotiation (re-INVITE, re-subscription) changed the payload types. */
+  setPayloadMap(map: PayloadMap): void {
+    this.payloadMap = map;
+  }
+
+  /** Handles one datagram from the socket. Never throws on bad input. */
+  receive(datagram: Uint8Array, arrivalMs: number): void {
+    if (this.closed) return;
+    const parsed = parseRtp(datagram);
+    if (isMalformed(parsed)) {
+      if (parsed.malformed === 'rtcp') this.stats.rtcp++;
+      else {
+        this.stats.malformed++;
+        this.malformedByReason[parsed.malformed] = (this.malformedByReason[parsed.malformed] ?? 0) + 1;
+      }
+      return;
+    }
+    this.stats.packets++;
+    this.stats.bytes += datagram.length;
+    if (parsed.ssrc !== this.ssrc) this.changeSsrc(parsed.ssrc, arrivalMs);
+    const format = this.payloadMap.get(parsed.payloadType) ?? STATIC_PAYLOAD_TYPES.get(parsed.payloadType);
+    if (format?.kind === 'audio') this.updateJitter(parsed, format.clockRate, arrivalMs);
+    this.reorder.push(parsed.sequence, { packet: parsed, format, arrivalMs }, arrivalMs);
+  }
+
+  /** Releases packets held behind a gap for longer than the reorder window (the stream stalled). */
+  expire(nowMs: number): void {
+    const oldest = this.reorder.oldestHeldArrival();
+    if (oldest !== undefined && nowMs - oldest >= this.reorderWindowMs) this.reorder.flush();
+  }
+
+  get holdsPackets(): boolean {
+    return this.reorder.heldCount > 0;
+  }
+
+  /** The stream ends: everything held is released and an unfinished DTMF event reported. */
+  end(): void {
+    this.reorder.flush();
+    this.syncReorderStats();
+    for (const d of this.dtmf.values()) for (const ev of d.flush()) this.emitDtmf(ev);
+  }
+
+  /** Ends the stream for good: flushes it and tells the sink. Idempotent. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.end();
+    this.sink.end();
+  }
+
+  private closed = false;
+
+  private changeSsrc(ssrc: number, arrivalMs: number): void {
+    if (this.ssrc !== undefined) {
+      this.stats.ssrcChanges++;
+      this.end();
+      this.reorder = this.newReorder(DEFAULT_PTIME_MS);
+      this.countedLost = this.countedLate = this.countedDuplicate = 0;
+      this.dtmf.clear();
+    }
+    this.ssrc = ssrc;
+    this.lastTransit = undefined;
+    this.jitterTicks = 0;
+    this.lastAudioSeq = -1;
+    this.sink.streamChange(ssrc, arrivalMs);
+  }
+
+  private newReorder(ptimeMs: number): ReorderBuffer<Item> {
+    return new ReorderBuffer<Item>(Math.round(this.reorderWindowMs / ptimeMs), (item, lostBefore) => this.release(item, lostBefore));
+  }
+
+  private countedLost = 0;
+  private countedLate = 0;
+  private countedDuplicate = 0;
+
+  /** Folds the current reorder buffer's counters into the party's totals. */
+  private syncReorderStats(): void {
+    const s = this.reorder.stats;
+    this.stats.lost += s.lost - this.countedLost;
+    this.stats.late += s.late - this.countedLate;
+    this.stats.duplicate += s.duplicate - this.countedDuplicate;
+    this.countedLost = s.lost;
+    this.countedLate = s.late;
+    this.countedDuplicate = s.duplicate;
+  }
+
+  private release(item: Item, lostBefore: number): void {
+    const { packet, format } = item;
+    switch (format?.kind) {
+      case 'audio': {
+        this.learnPtime(packet, format.clockRate);
+        this.stats.codec = format.codec;
+        this.sink.audio(format, packet.timestamp, packet.payload, lostBefore, item.arrivalMs);
+        break;
+      }
+      case 'telephone-event': {
+        let d = this.dtmf.get(format.clockRate);
+        if (!d) this.dtmf.set(format.clockRate, (d = new DtmfDetector(format.clockRate)));
+        for (const ev of d.push(packet.timestamp, packet.payload)) this.emitDtmf(ev);
+        break;
+      }
+      case 'comfort-noise':
+        // RFC 3389: the first byte is the noise level in -dBov; an empty payload means no level.
+        this.sink.comfortNoise(packet.payload.length > 0 ? packet.payload[0]! & 0x7f : 127);
+        break;
+      case 'unsupported':
+        this.stats.undecodable++;
+        break;
+      case undefined:
+        this.stats.unknownPayloadType++;
+        break;
+    }
+  }
+
+  private emitDtmf(ev: DtmfEvent): void {
+    this.stats.dtmfEvents++;
+    this.sink.dtmf(ev);
+  }
+
+  /** Sizes the reorder window in packets from the packet duration the sender actually uses. */
+  private learnPtime(packet: RtpPacket, clockRate: number): void {
+    const seq = packet.sequence;
+    if (this.lastAudioSeq >= 0 && ((this.lastAudioSeq + 1) & 0xffff) === seq) {
+      const ptimeMs = (((packet.timestamp - this.lastAudioTs) >>> 0) * 1000) / clockRate;
+      if (ptimeMs >= 2.5 && ptimeMs <= 120) this.reorder.setWindow(Math.round(this.reorderWindowMs / ptimeMs));
+    }
+    this.lastAudioSeq = seq;
+    this.lastAudioTs = packet.timestamp;
+    if ((this.stats.packets & 63) === 0) this.syncReorderStats();
+  }
+
+  /** RFC 3550 A.8: J += (|D| - J) / 16, with D the change in transit time, in timestamp units. */
+  private updateJitter(packet: RtpPacket, clockRate: number, arrivalMs: number): void {
+    const transit = (arrivalMs * clockRate) / 1000 - packet.timestamp;
+    if (this.lastTransit !== undefined) {
+      const d = Math.abs(transit - this.lastTransit);
+      // A timestamp jump (silence suppression, DTMF) is not jitter.
+      if (d < clockRate) this.jitterTicks += (d - this.jitterTicks) / 16;
+    }
+    this.lastTransit = transit;
+    this.stats.jitterMs = (this.jitterTicks * 1000) / clockRate;
+  }
+
+  /** Current totals, with the reorder counters folded in. */
+  snapshot(): PartyRtpStats {
+    this.syncReorderStats();
+    return { ...this.stats };
+  }
+}

@@ -1,0 +1,108 @@
+import type { Socket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import { RtpPartyStream, type MediaSink, type PartyRtpStats } from './party-stream.js';
+import type { PayloadMap } from './payload-map.js';
+import { RtpPortPool } from './port-pool.js';
+
+export interface RtpReceiverOptions {
+  readonly bindAddress: string;
+  readonly portMin: number;
+  readonly portMax: number;
+  readonly reorderWindowMs: number;
+  /** Socket receive buffer per party; a burst after a stall must fit (default 256 KiB). */
+  readonly recvBufferBytes?: number;
+}
+
+/** One party's receive socket: what the gateway advertises to rtpengine, and what it closes. */
+export interface RtpPartyPort {
+  readonly address: string;
+  readonly port: number;
+  readonly stream: RtpPartyStream;
+  stats(): PartyRtpStats;
+  /** Closes the socket and releases the port; everything still held is released first. Idempotent. */
+  close(): void;
+}
+
+/** How often stalled reorder buffers are checked (ms). */
+const EXPIRE_INTERVAL_MS = 20;
+
+/**
+ * Owns the RTP sockets of all forked parties: one UDP socket per party from the configured range,
+ * and one timer for all of them that releases packets held behind a gap once a stream stalls.
+ */
+export class RtpReceiver {
+  private readonly pool: RtpPortPool;
+  private readonly open = new Set<RtpPartyPort>();
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(private readonly options: RtpReceiverOptions) {
+    this.pool = new RtpPortPool(options.bindAddress, options.portMin, options.portMax);
+  }
+
+  get openPorts(): number {
+    return this.open.size;
+  }
+
+  async openParty(payloadMap: PayloadMap, sink: MediaSink): Promise<RtpPartyPort> {
+    if (this.closed) throw new Error('RtpReceiver is closed');
+    const { socket, port } = await this.pool.bind();
+    try {
+      socket.setRecvBufferSize(this.options.recvBufferBytes ?? 256 * 1024);
+    } catch {
+      // Capped by net.core.rmem_max; the default buffer still works.
+    }
+    const stream = new RtpPartyStream(payloadMap, sink, this.options.reorderWindowMs);
+    socket.on('message', (msg) => stream.receive(msg, performance.now()));
+    // A UDP socket error (ICMP unreachable echoes, etc.) must not take the gateway down.
+    socket.on('error', () => undefined);
+    let done = false;
+    const party: RtpPartyPort = {
+      address: this.options.bindAddress,
+      port,
+      stream,
+      stats: () => stream.snapshot(),
+      close: () => {
+        if (done) return;
+        done = true;
+        this.open.delete(party);
+        closeSocket(socket);
+        this.pool.release(port);
+        stream.close();
+      },
+    };
+    this.open.add(party);
+    this.startTimer();
+    return party;
+  }
+
+  /** Closes every party's socket. Idempotent. */
+  close(): void {
+    this.closed = true;
+    for (const p of [...this.open]) p.close();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private startTimer(): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => {
+      if (this.open.size === 0) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+        return;
+      }
+      const now = performance.now();
+      for (const p of this.open) if (p.stream.holdsPackets) p.stream.expire(now);
+    }, EXPIRE_INTERVAL_MS);
+    this.timer.unref();
+  }
+}
+
+function closeSocket(socket: Socket): void {
+  try {
+    socket.close();
+  } catch {
+    // already closed
+  }
+}
