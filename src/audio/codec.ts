@@ -1,7 +1,12 @@
 /** Codecs the gateway decodes itself; anything else is asked of rtpengine as one of these. */
 export type CodecName = 'PCMU' | 'PCMA' | 'opus';
 
-export const DECODABLE_CODECS: readonly CodecName[] = ['PCMU', 'PCMA', 'opus'];
+const ENCODING_NAMES: Readonly<Record<string, CodecName>> = { pcmu: 'PCMU', pcma: 'PCMA', opus: 'opus' };
+
+/** Maps an SDP rtpmap encoding name (any case) to a codec we decode; undefined for the rest. */
+export function codecFromEncodingName(name: string): CodecName | undefined {
+  return ENCODING_NAMES[name.toLowerCase()];
+}
 
 /**
  * A streaming decoder for one RTP stream: payloads in, 16 kHz mono Int16 out.

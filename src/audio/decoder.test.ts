@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { WhisperlineError } from '../errors.js';
-import { codecFromEncodingName, createDecoder, OpusDecoder } from './decoder.js';
+import { codecFromEncodingName } from './codec.js';
+import { createDecoder, OpusDecoder } from './decoder.js';
 import { FRAME_SAMPLES } from './frame.js';
 import { encodeAlawBuffer, encodeUlawBuffer } from './g711.js';
 import { OpusPacketEncoder } from '../../test/support/opus-encoder.js';

@@ -12,13 +12,6 @@ import { Resampler } from './resampler.js';
 const OPUS_RTP_CLOCK_RATE = 48_000;
 const G711_CLOCK_RATE = 8_000;
 
-const ENCODING_NAMES: Readonly<Record<string, CodecName>> = { pcmu: 'PCMU', pcma: 'PCMA', opus: 'opus' };
-
-/** Maps an SDP rtpmap encoding name (any case) to a codec we decode; undefined for the rest. */
-export function codecFromEncodingName(name: string): CodecName | undefined {
-  return ENCODING_NAMES[name.toLowerCase()];
-}
-
 /**
  * Creates the decoder for one stream. Throws CODEC_UNSUPPORTED for combinations we cannot decode
  * (G.711 at a clock rate other than 8000, Opus not at 48000, more than 2 channels).

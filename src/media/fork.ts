@@ -39,7 +39,6 @@ export interface MediaFork {
   close(): Promise<void>;
 }
 
-const DECODABLE = new Set(['pcmu', 'pcma', 'opus']);
 const PASSED = new Set(['telephone-event', 'cn']);
 /** Preference when the offer lists several codecs the gateway decodes: wideband first. */
 const PREFERENCE: CodecName[] = ['opus', 'PCMA', 'PCMU'];
@@ -153,7 +152,7 @@ function chooseCodec(media: MediaDescription, wanted: string | undefined): { pay
   const candidates: { payloadType: number; codec: CodecName }[] = [];
   for (const pt of offeredPayloadTypes(media)) {
     const enc = encodingOf(media, pt);
-    if (!enc || !DECODABLE.has(enc.name.toLowerCase())) continue;
+    if (!enc) continue;
     const f = payloadFormat(enc.name, enc.rate, enc.channels);
     if (f.kind === 'audio') candidates.push({ payloadType: pt, codec: f.codec });
   }

@@ -1,6 +1,5 @@
 import { parse as parseSdp } from 'sdp-transform';
-import { codecFromEncodingName } from '../../audio/decoder.js';
-import type { CodecName } from '../../audio/codec.js';
+import { codecFromEncodingName, type CodecName } from '../../audio/codec.js';
 import { WhisperlineError } from '../../errors.js';
 
 /** What one RTP payload type carries, as negotiated in the SDP the gateway answered with. */
