@@ -83,13 +83,16 @@ export class MediaForker {
       throw new SdpError(`rtpengine offered no codec the gateway decodes for ${req.label} (m=audio ${offer.payloads})`);
     }
     const answer = answerSdp(offer, chosen.payloadType, port.address, port.port);
-    port.stream.setPayloadMap(payloadMapFromSdp(answer));
+    const answerMap = payloadMapFromSdp(answer);
+    port.stream.setPayloadMap(answerMap);
+    // rtpengine 10.5 refuses an answer that drops any offered codec unless transcoding is allowed.
+    const narrowed = transcodeTo !== undefined || offeredPayloadTypes(offer).some((pt) => !answerMap.has(pt));
     try {
       await this.rtpengine.subscribeAnswer({
         'call-id': req.callId,
         'to-tag': toTag,
         sdp: answer,
-        ...(transcodeTo ? { flags: ['allow transcoding'] } : {}),
+        ...(narrowed ? { flags: ['allow transcoding'] } : {}),
       });
     } catch (err) {
       await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag }).catch(() => undefined);
