@@ -1,0 +1,112 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { parse as parseSdp } from 'sdp-transform';
+import { buildRtp, parseRtp, isMalformed, type RtpPacket } from '../../src/media/rtp/packet.js';
+
+/**
+ * A synthetic SIP party's media (named as such: it stands in for a phone or a PBX leg in tests).
+ * It offers/answers one audio codec, sends a stream of pre-encoded 20 ms payloads as RTP, and
+ * records every packet it receives.
+ */
+export type EndpointCodec = 'PCMU' | 'PCMA' | 'opus';
+
+const CODEC_LINE: Record<EndpointCodec, { pt: number; rtpmap: string; clockRate: number; fmtp?: string }> = {
+  PCMU: { pt: 0, rtpmap: 'PCMU/8000', clockRate: 8000 },
+  PCMA: { pt: 8, rtpmap: 'PCMA/8000', clockRate: 8000 },
+  opus: { pt: 96, rtpmap: 'opus/48000/2', clockRate: 48000, fmtp: 'useinbandfec=1' },
+};
+
+export class RtpEndpoint {
+  readonly received: RtpPacket[] = [];
+  private socket: Socket | undefined;
+  port = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly codec: EndpointCodec,
+    private readonly address = '127.0.0.1',
+  ) {}
+
+  async open(): Promise<this> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((resolve) => socket.bind(0, this.address, resolve));
+    socket.on('message', (msg) => {
+      const p = parseRtp(Buffer.from(msg));
+      if (!isMalformed(p)) this.received.push(p);
+    });
+    this.socket = socket;
+    this.port = socket.address().port;
+    return this;
+  }
+
+  get payloadType(): number {
+    return CODEC_LINE[this.codec].pt;
+  }
+
+  get clockRate(): number {
+    return CODEC_LINE[this.codec].clockRate;
+  }
+
+  /** The endpoint's SDP (offer or answer), with telephone-event at the codec's clock rate. */
+  sdp(sessionId = 1): string {
+    const c = CODEC_LINE[this.codec];
+    const te = c.clockRate === 48000 ? 101 : 101;
+    return [
+      'v=0',
+      `o=- ${sessionId} 1 IN IP4 ${this.address}`,
+      's=synthetic endpoint',
+      `c=IN IP4 ${this.address}`,
+      't=0 0',
+      `m=audio ${this.port} RTP/AVP ${c.pt} ${te}`,
+      `a=rtpmap:${c.pt} ${c.rtpmap}`,
+      ...(c.fmtp ? [`a=fmtp:${c.pt} ${c.fmtp}`] : []),
+      `a=rtpmap:${te} telephone-event/${c.clockRate}`,
+      `a=fmtp:${te} 0-16`,
+      'a=ptime:20',
+      'a=sendrecv',
+      '',
+    ].join('\r\n');
+  }
+
+  /**
+   * Sends `payloads` as consecutive 20 ms RTP packets to the address in `remoteSdp`, paced in
+   * real time. Resolves when the last one is sent.
+   */
+  send(remoteSdp: string, payloads: readonly Uint8Array[], ssrc = 0x1000 + this.port): Promise<void> {
+    const media = parseSdp(remoteSdp).media[0]!;
+    const host = media.connection?.ip ?? parseSdp(remoteSdp).connection?.ip ?? '127.0.0.1';
+    const port = media.port;
+    const ticks = (this.clockRate * 20) / 1000;
+    let i = 0;
+    return new Promise((resolve) => {
+      const started = Date.now();
+      const tick = (): void => {
+        // Catch up to wall-clock time so timer drift does not stretch the stream.
+        const due = Math.min(payloads.length, Math.floor((Date.now() - started) / 20) + 1);
+        for (; i < due; i++) {
+          const pkt = buildRtp({ payloadType: this.payloadType, sequence: 1000 + i, timestamp: 5000 + i * ticks, ssrc, marker: i === 0 }, payloads[i]!);
+          this.socket!.send(pkt, port, host);
+        }
+        if (i >= payloads.length) {
+          clearInterval(this.timer);
+          this.timer = undefined;
+          resolve();
+        }
+      };
+      this.timer = setInterval(tick, 10);
+      tick();
+    });
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.socket?.close();
+    this.socket = undefined;
+  }
+}
+
+/** The remote media address and port an SDP names (c= of the media, else of the session). */
+export function sdpAddress(sdp: string): { address: string; port: number } {
+  const s = parseSdp(sdp);
+  const m = s.media[0]!;
+  return { address: m.connection?.ip ?? s.connection?.ip ?? '', port: m.port };
+}
