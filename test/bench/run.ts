@@ -1,0 +1,15 @@
+/**
+ * `npm run bench -- <name> [options]`: runs one benchmark. Each prints progress to stderr-free
+ * stdout lines and, as its last line, one JSON object with its figures.
+ */
+const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
+  media: () => import('./media.js'),
+};
+
+const [name, ...args] = process.argv.slice(2);
+if (!name || !benches[name]) {
+  console.error(`usage: npm run bench -- <${Object.keys(benches).join('|')}> [options]`);
+  process.exit(2);
+}
+const bench = await benches[name]!();
+await bench.main(args);
