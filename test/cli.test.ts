@@ -1,12 +1,13 @@
 /** The `whisperline` command as a user runs it: a child process, its output and exit code. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'wl-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function whisperline(args: string[], env: Record<string, string> = {}): { code: number | null; stdout: string; stderr: string } {
   const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHISPERLINE_')));

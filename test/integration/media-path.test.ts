@@ -26,12 +26,13 @@ const CALLEE_HZ = 1000;
 const TONE_MS = 1200;
 
 let rtpe: TestRtpengine;
+let ports: ReturnType<typeof rtpPortRange>;
 let client: RtpengineClient;
 let receiver: RtpReceiver;
 const workDir = mkdtempSync(join(tmpdir(), 'wl-media-'));
 
 beforeAll(async () => {
-  const ports = rtpPortRange();
+  ports = rtpPortRange();
   rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
   client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort, timeoutMs: 2000 });
   receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
@@ -41,6 +42,7 @@ afterAll(async () => {
   receiver?.close();
   await client?.close();
   await rtpe?.stop();
+  ports?.release();
   rmSync(workDir, { recursive: true, force: true });
 });
 
