@@ -16,7 +16,10 @@ export interface AudioDecoder {
   readonly codec: CodecName;
   /** The RTP clock rate of the stream (8000 for G.711, 48000 for Opus). */
   readonly clockRate: number;
-  /** Decodes one RTP payload; returns 16 kHz samples (length depends on the packet's duration). */
+  /**
+   * Decodes one RTP payload; returns 16 kHz samples (length depends on the packet's duration).
+   * The returned array may be a buffer the decoder reuses on its next call: copy what you keep.
+   */
   decode(payload: Uint8Array): Int16Array;
   /**
    * Produces `samples16k` samples standing in for a lost packet: codec PLC where the codec has

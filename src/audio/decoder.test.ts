@@ -57,7 +57,7 @@ describe.each([
 ] as const)('%s decoder', (codec, encode) => {
   it('turns 20 ms packets into 320 samples at 16 kHz carrying the tone', () => {
     const decoder = createDecoder(codec, 8000);
-    const frames = g711Packets(sine(1000, 8000, 400, 0.5), encode).map((p) => decoder.decode(p));
+    const frames = g711Packets(sine(1000, 8000, 400, 0.5), encode).map((p) => decoder.decode(p).slice());
     for (const f of frames) expect(f.length).toBe(FRAME_SAMPLES);
     const steady = concatSamples(frames.slice(2));
     expect(dominantFrequency(steady, 16000, [1000, 7000, 3000, 500])).toBe(1000);
@@ -69,7 +69,7 @@ describe.each([
     const pcm = sine(700, 8000, 200, 0.4);
     const packets = g711Packets(pcm, encode);
     const decoder = createDecoder(codec, 8000);
-    const streamed = concatSamples(packets.map((p) => decoder.decode(p)));
+    const streamed = concatSamples(packets.map((p) => decoder.decode(p).slice()));
     const all = createDecoder(codec, 8000).decode(concatBytes(packets));
     expect(streamed).toEqual(all);
   });
@@ -77,7 +77,7 @@ describe.each([
   it('conceals with silence that rings down smoothly through the resampler', () => {
     const decoder = createDecoder(codec, 8000);
     const packets = g711Packets(sine(1000, 8000, 200, 0.5), encode);
-    const before = concatSamples(packets.map((p) => decoder.decode(p)));
+    const before = concatSamples(packets.map((p) => decoder.decode(p).slice()));
     const concealed = decoder.conceal(320);
     expect(concealed.length).toBe(320);
     // The filter's tail continues the waveform for ~delaySamples, then it is silence.
@@ -111,7 +111,7 @@ describe('opus decoder', () => {
   it('decodes opus/48000/2 (a stereo-signalled WebRTC peer) to 16 kHz mono, 320 samples per packet', () => {
     const decoder = createDecoder('opus', 48000, 2);
     const packets = new OpusPacketEncoder(48000).encodeAll(sine(1000, 48000, 300, 0.3));
-    const frames = packets.map((p) => decoder.decode(p));
+    const frames = packets.map((p) => decoder.decode(p).slice());
     for (const f of frames) expect(f.length).toBe(FRAME_SAMPLES);
     expect(dominantFrequency(concatSamples(frames.slice(3)), 16000, [500, 1000, 2000])).toBe(1000);
     expect(decoder.conceal(320).length).toBe(320);

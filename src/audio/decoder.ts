@@ -43,6 +43,8 @@ export class G711Decoder implements AudioDecoder {
   private readonly resampler = new Resampler(G711_CLOCK_RATE, SAMPLE_RATE);
   /** Narrowband scratch, reused across packets (grown for unusually long ones). */
   private narrowband = new Int16Array(160);
+  /** 16 kHz output, reused across packets. */
+  private wideband = new Int16Array(320);
   private closed = false;
 
   constructor(readonly codec: 'PCMU' | 'PCMA') {
@@ -54,7 +56,11 @@ export class G711Decoder implements AudioDecoder {
     const narrowband = this.scratch(payload.length);
     const table = this.table;
     for (let i = 0; i < payload.length; i++) narrowband[i] = table[payload[i]!]!;
-    return this.resampler.process(narrowband);
+    // Decoded into a reused buffer: this runs for every packet of every leg (see AudioDecoder).
+    const needed = this.resampler.outputLength(narrowband.length);
+    if (this.wideband.length < needed) this.wideband = new Int16Array(needed);
+    const written = this.resampler.processInto(narrowband, this.wideband);
+    return this.wideband.subarray(0, written);
   }
 
   /**

@@ -45,8 +45,6 @@ export interface PartyRtpStats {
   codec: CodecName | undefined;
 }
 
-type Item = { readonly packet: RtpPacket; readonly format: PayloadFormat | undefined; readonly arrivalMs: number };
-
 const DEFAULT_PTIME_MS = 20;
 
 /**
@@ -60,7 +58,7 @@ export class RtpPartyStream {
   };
   readonly malformedByReason: Partial<Record<RtpMalformedReason, number>> = {};
   private ssrc: number | undefined;
-  private reorder: ReorderBuffer<Item>;
+  private reorder: ReorderBuffer<RtpPacket>;
   private dtmf = new Map<number, DtmfDetector>();
   private jitterTicks = 0;
   private lastTransit: number | undefined;
@@ -95,9 +93,9 @@ export class RtpPartyStream {
     this.stats.packets++;
     this.stats.bytes += datagram.length;
     if (parsed.ssrc !== this.ssrc) this.changeSsrc(parsed.ssrc, arrivalMs);
-    const format = this.payloadMap.get(parsed.payloadType) ?? STATIC_PAYLOAD_TYPES.get(parsed.payloadType);
+    const format = this.formatOf(parsed.payloadType);
     if (format?.kind === 'audio') this.updateJitter(parsed, format.clockRate, arrivalMs);
-    this.reorder.push(parsed.sequence, { packet: parsed, format, arrivalMs }, arrivalMs);
+    this.reorder.push(parsed.sequence, parsed, arrivalMs);
   }
 
   /** Releases packets held behind a gap for longer than the reorder window (the stream stalled). */
@@ -142,8 +140,14 @@ export class RtpPartyStream {
     this.sink.streamChange(ssrc, arrivalMs);
   }
 
-  private newReorder(ptimeMs: number): ReorderBuffer<Item> {
-    return new ReorderBuffer<Item>(Math.round(this.reorderWindowMs / ptimeMs), (item, lostBefore) => this.release(item, lostBefore));
+  private newReorder(ptimeMs: number): ReorderBuffer<RtpPacket> {
+    return new ReorderBuffer<RtpPacket>(Math.round(this.reorderWindowMs / ptimeMs), (packet, lostBefore, arrivalMs) =>
+      this.release(packet, lostBefore, arrivalMs),
+    );
+  }
+
+  private formatOf(payloadType: number): PayloadFormat | undefined {
+    return this.payloadMap.get(payloadType) ?? STATIC_PAYLOAD_TYPES.get(payloadType);
   }
 
   private countedLost = 0;
@@ -161,13 +165,13 @@ export class RtpPartyStream {
     this.countedDuplicate = s.duplicate;
   }
 
-  private release(item: Item, lostBefore: number): void {
-    const { packet, format } = item;
+  private release(packet: RtpPacket, lostBefore: number, arrivalMs: number): void {
+    const format = this.formatOf(packet.payloadType);
     switch (format?.kind) {
       case 'audio': {
         this.learnPtime(packet, format.clockRate);
         this.stats.codec = format.codec;
-        this.sink.audio(format, packet.timestamp, packet.payload, lostBefore, item.arrivalMs);
+        this.sink.audio(format, packet.timestamp, packet.payload, lostBefore, arrivalMs);
         break;
       }
       case 'telephone-event': {

@@ -32,7 +32,7 @@ export class ReorderBuffer<T> {
 
   constructor(
     private windowPackets: number,
-    private readonly release: (item: T, lostBefore: number) => void,
+    private readonly release: (item: T, lostBefore: number, arrivalMs: number) => void,
   ) {}
 
   setWindow(packets: number): void {
@@ -110,7 +110,7 @@ export class ReorderBuffer<T> {
       this.expected++;
       const lost = this.pendingLoss;
       this.pendingLoss = 0;
-      this.release(item, lost);
+      this.release(item, lost, this.arrivals[slot]!);
     }
   }
 
