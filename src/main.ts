@@ -1,4 +1,5 @@
 import type { Config } from './config/schema.js';
+import { WhisperlineError } from './errors.js';
 import type { Logger } from './log.js';
 import { MediaForker } from './media/fork.js';
 import { RtpengineClient } from './media/rtpengine/client.js';
@@ -8,6 +9,8 @@ import { RtpReceiver } from './media/rtp/receiver.js';
 /** The running gateway: every long-lived resource, and the one way to release them all. */
 export interface Gateway {
   readonly rtpengine: RtpengineClient;
+  /** The rtpengine the gateway launched itself (embedded mode), if any. */
+  readonly rtpengineDaemon: RtpengineDaemon | undefined;
   readonly receiver: RtpReceiver;
   readonly forker: MediaForker;
   /** Stops everything in reverse order of start-up. Idempotent. */
@@ -51,7 +54,16 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       logger: log.child({ component: 'rtpengine-client' }),
     });
     cleanups.push(() => rtpengine.close());
-    await rtpengine.ping();
+    try {
+      await rtpengine.ping();
+    } catch (err) {
+      throw new WhisperlineError(
+        'RTPENGINE_UNREACHABLE',
+        `rtpengine at ${config.rtpengine.host}:${config.rtpengine.port} did not answer ping` +
+          (config.rtpengine.launch ? '' : ' (is it running? rtpengine.launch: true starts a local one)'),
+        { retryable: true, cause: err },
+      );
+    }
     const receiver = new RtpReceiver(config.media);
     cleanups.push(() => receiver.close());
     const forker = new MediaForker(rtpengine, receiver, config.media.forkCodec);
@@ -62,6 +74,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     let closing: Promise<void> | undefined;
     return {
       rtpengine,
+      rtpengineDaemon: daemon,
       receiver,
       forker,
       close: () => (closing ??= releaseAll().then(() => log.info('gateway stopped'))),

@@ -190,6 +190,29 @@ describe('media path through a real rtpengine', () => {
     expectTones(caller, callee);
   });
 
+  it('asks rtpengine for PCMU when the call codec is not decodable (G.722), and receives it', async () => {
+    const call = await anchor('G722');
+    const t0 = performance.now();
+    const caller = capture('caller', t0);
+    const fork = await new MediaForker(client, receiver, 'PCMU').fork({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
+    expect([fork.codec, fork.transcoded]).toEqual(['PCMU', true]);
+    // Any byte sequence is valid G.722 (ADPCM): rtpengine decodes it and re-encodes the fork as PCMU.
+    let seed = 7;
+    const noise = Array.from({ length: 40 }, () => Uint8Array.from({ length: 160 }, () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) & 0xff));
+    await call.caller.send(call.callerRemote, noise);
+    await new Promise((r) => setTimeout(r, 150));
+    const stats = fork.stats();
+    await fork.close();
+    await client.delete({ 'call-id': call.callId });
+    call.caller.close();
+    call.callee.close();
+    expect(stats.codec).toBe('PCMU');
+    expect(stats.packets).toBeGreaterThan(30);
+    expect(stats.undecodable + stats.unknownPayloadType).toBe(0);
+    expect(caller.frames.length).toBeGreaterThan(30);
+    expectContiguous(caller.frames);
+  });
+
   it('plays a prompt with play media that reaches the caller, and delete leaves no session', async () => {
     const call = await anchor('PCMU');
     const prompt = join(workDir, 'prompt.wav');

@@ -7,12 +7,15 @@ import { buildRtp, parseRtp, isMalformed, type RtpPacket } from '../../src/media
  * It offers/answers one audio codec, sends a stream of pre-encoded 20 ms payloads as RTP, and
  * records every packet it receives.
  */
-export type EndpointCodec = 'PCMU' | 'PCMA' | 'opus';
+/** G722 is offered so tests can exercise codecs the gateway does not decode (rtpengine transcodes). */
+export type EndpointCodec = 'PCMU' | 'PCMA' | 'opus' | 'G722';
 
 const CODEC_LINE: Record<EndpointCodec, { pt: number; rtpmap: string; clockRate: number; fmtp?: string }> = {
   PCMU: { pt: 0, rtpmap: 'PCMU/8000', clockRate: 8000 },
   PCMA: { pt: 8, rtpmap: 'PCMA/8000', clockRate: 8000 },
   opus: { pt: 96, rtpmap: 'opus/48000/2', clockRate: 48000, fmtp: 'useinbandfec=1' },
+  // RFC 3551: G.722's RTP clock is 8000 although it samples at 16 kHz.
+  G722: { pt: 9, rtpmap: 'G722/8000', clockRate: 8000 },
 };
 
 export class RtpEndpoint {
@@ -49,7 +52,7 @@ export class RtpEndpoint {
   /** The endpoint's SDP (offer or answer), with telephone-event at the codec's clock rate. */
   sdp(sessionId = 1): string {
     const c = CODEC_LINE[this.codec];
-    const te = c.clockRate === 48000 ? 101 : 101;
+    const te = 101;
     return [
       'v=0',
       `o=- ${sessionId} 1 IN IP4 ${this.address}`,

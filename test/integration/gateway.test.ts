@@ -1,0 +1,58 @@
+/** The composition root in embedded mode: it launches rtpengine, reaches it, and takes it down. */
+import { createSocket } from 'node:dgram';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/load.js';
+import { createLogger } from '../../src/log.js';
+import { startGateway } from '../../src/main.js';
+import { rtpPortRange } from '../support/rtpengine.js';
+
+async function freeUdpPort(): Promise<number> {
+  const s = createSocket('udp4');
+  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
+  const { port } = s.address();
+  await new Promise<void>((resolve) => s.close(() => resolve()));
+  return port;
+}
+
+const ports = rtpPortRange();
+afterAll(() => ports.release());
+
+const isAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('startGateway', () => {
+  it('launches rtpengine in embedded mode, reaches it, and stops everything on close', async () => {
+    const env = {
+      WHISPERLINE_RTPENGINE_PORT: String(await freeUdpPort()),
+      WHISPERLINE_RTPENGINE_PORT_MIN: String(ports.rtpengine.min),
+      WHISPERLINE_RTPENGINE_PORT_MAX: String(ports.rtpengine.max),
+      WHISPERLINE_MEDIA_PORT_MIN: String(ports.gateway.min),
+      WHISPERLINE_MEDIA_PORT_MAX: String(ports.gateway.max),
+      WHISPERLINE_LOG_LEVEL: 'silent',
+    };
+    const config = loadConfig({ env });
+    const gateway = await startGateway(config, createLogger(config.log));
+    const pid = gateway.rtpengineDaemon!.pid;
+    expect(isAlive(pid)).toBe(true);
+    await expect(gateway.rtpengine.ping()).resolves.toEqual({ result: 'pong' });
+    await gateway.close();
+    await gateway.close();
+    expect(isAlive(pid)).toBe(false);
+    expect(gateway.receiver.openPorts).toBe(0);
+  });
+
+  it('fails start-up with a clear, retryable error when rtpengine does not answer', async () => {
+    const config = loadConfig({ env: { WHISPERLINE_RTPENGINE_LAUNCH: 'false', WHISPERLINE_RTPENGINE_PORT: String(await freeUdpPort()), WHISPERLINE_RTPENGINE_TIMEOUT_MS: '300', WHISPERLINE_LOG_LEVEL: 'silent' } });
+    await expect(startGateway(config, createLogger(config.log))).rejects.toMatchObject({
+      code: 'RTPENGINE_UNREACHABLE',
+      retryable: true,
+      message: expect.stringContaining('did not answer ping'),
+    });
+  });
+});
