@@ -14,6 +14,7 @@ import { decodeUlaw, encodeAlawBuffer, encodeUlawBuffer } from '../../src/audio/
 import { PartyAudio } from '../../src/audio/party-audio.js';
 import type { AudioFrame } from '../../src/audio/frame.js';
 import { MediaForker, type MediaFork } from '../../src/media/fork.js';
+import type { DtmfEvent } from '../../src/media/rtp/dtmf.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import { OpusPacketEncoder } from '../support/opus-encoder.js';
@@ -69,12 +70,12 @@ function capture(party: string, t0: number): PartyCapture {
   return { frames, audio };
 }
 
-function sinkOf(c: PartyCapture): Parameters<MediaForker['fork']>[1] {
+function sinkOf(c: PartyCapture, dtmf: DtmfEvent[] = []): Parameters<MediaForker['fork']>[1] {
   return {
     audio: (f, ts, payload, lost, arrival) => c.audio.audio(f, ts, payload, lost, arrival),
     comfortNoise: (level) => c.audio.comfortNoise(level),
     streamChange: (ssrc, arrival) => c.audio.streamChange(ssrc, arrival),
-    dtmf: () => undefined,
+    dtmf: (e) => dtmf.push(e),
     end: () => c.audio.end(),
   };
 }
@@ -210,6 +211,28 @@ describe('media path through a real rtpengine', () => {
     expect(stats.packets).toBeGreaterThan(30);
     expect(stats.undecodable + stats.unknownPayloadType).toBe(0);
     expect(caller.frames.length).toBeGreaterThan(30);
+    expectContiguous(caller.frames);
+  });
+
+  it('reports DTMF (RFC 4733) sent by the caller once per key press, with audio around it', async () => {
+    const call = await anchor('PCMU');
+    const caller = capture('caller', performance.now());
+    const digits: DtmfEvent[] = [];
+    const fork = await new MediaForker(client, receiver, 'PCMU').fork({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller, digits));
+    // Key '5' held 100 ms: growing durations, then the end packet three times.
+    const event = (duration: number, end: boolean): { event: Uint8Array } => ({ event: Uint8Array.of(5, (end ? 0x80 : 0) | 10, duration >> 8, duration & 0xff) });
+    const tone = tonePayloads('PCMU', CALLER_HZ, 400);
+    await call.caller.send(call.callerRemote, [
+      ...tone.slice(0, 10),
+      event(160, false), event(320, false), event(480, false), event(640, false), event(800, true), event(800, true), event(800, true),
+      ...tone.slice(10, 20),
+    ]);
+    await new Promise((r) => setTimeout(r, 150));
+    await fork.close();
+    await client.delete({ 'call-id': call.callId });
+    call.caller.close();
+    call.callee.close();
+    expect(digits.map((d) => [d.digit, d.durationMs, d.endLost])).toEqual([['5', 100, false]]);
     expectContiguous(caller.frames);
   });
 

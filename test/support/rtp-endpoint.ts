@@ -71,25 +71,33 @@ export class RtpEndpoint {
   }
 
   /**
-   * Sends `payloads` as consecutive 20 ms RTP packets to the address in `remoteSdp`, paced in
-   * real time. Resolves when the last one is sent.
+   * Sends `packets` as consecutive 20 ms RTP packets to the address in `remoteSdp`, paced in
+   * real time. An `{ event }` item is an RFC 4733 telephone-event payload: a run of them shares
+   * the timestamp of its first packet, as one key press does. Resolves when the last one is sent.
    */
-  send(remoteSdp: string, payloads: readonly Uint8Array[], ssrc = 0x1000 + this.port): Promise<void> {
+  send(remoteSdp: string, packets: readonly (Uint8Array | { event: Uint8Array })[], ssrc = 0x1000 + this.port): Promise<void> {
     const media = parseSdp(remoteSdp).media[0]!;
     const host = media.connection?.ip ?? parseSdp(remoteSdp).connection?.ip ?? '127.0.0.1';
     const port = media.port;
     const ticks = (this.clockRate * 20) / 1000;
     let i = 0;
+    let eventStart = -1;
     return new Promise((resolve) => {
       const started = Date.now();
       const tick = (): void => {
         // Catch up to wall-clock time so timer drift does not stretch the stream.
-        const due = Math.min(payloads.length, Math.floor((Date.now() - started) / 20) + 1);
+        const due = Math.min(packets.length, Math.floor((Date.now() - started) / 20) + 1);
         for (; i < due; i++) {
-          const pkt = buildRtp({ payloadType: this.payloadType, sequence: 1000 + i, timestamp: 5000 + i * ticks, ssrc, marker: i === 0 }, payloads[i]!);
+          const item = packets[i]!;
+          const isEvent = !(item instanceof Uint8Array);
+          if (!isEvent) eventStart = -1;
+          else if (eventStart < 0) eventStart = i;
+          const timestamp = 5000 + (isEvent ? eventStart : i) * ticks;
+          const payloadType = isEvent ? 101 : this.payloadType;
+          const pkt = buildRtp({ payloadType, sequence: 1000 + i, timestamp, ssrc, marker: i === 0 || (isEvent && eventStart === i) }, isEvent ? item.event : item);
           this.socket!.send(pkt, port, host);
         }
-        if (i >= payloads.length) {
+        if (i >= packets.length) {
           clearInterval(this.timer);
           this.timer = undefined;
           resolve();
