@@ -2,7 +2,7 @@ import type { CodecName } from '../../audio/codec.js';
 import { DtmfDetector, type DtmfEvent } from './dtmf.js';
 import { isMalformed, parseRtp, type RtpMalformedReason, type RtpPacket } from './packet.js';
 import { STATIC_PAYLOAD_TYPES, type PayloadFormat, type PayloadMap } from './payload-map.js';
-import { ReorderBuffer } from './reorder.js';
+import { ReorderBuffer, type ReorderStats } from './reorder.js';
 
 export type AudioPayloadFormat = Extract<PayloadFormat, { kind: 'audio' }>;
 
@@ -52,13 +52,15 @@ const DEFAULT_PTIME_MS = 20;
  * lookup, DTMF and statistics. One per receiver socket.
  */
 export class RtpPartyStream {
-  readonly stats: PartyRtpStats = {
-    packets: 0, bytes: 0, lost: 0, late: 0, duplicate: 0, malformed: 0, rtcp: 0,
-    unknownPayloadType: 0, undecodable: 0, ssrcChanges: 0, dtmfEvents: 0, jitterMs: 0, codec: undefined,
+  /** Counters of this stage; loss, lateness and duplicates are the reorder buffer's (see snapshot). */
+  private readonly stats: Omit<PartyRtpStats, keyof ReorderStats> = {
+    packets: 0, bytes: 0, malformed: 0, rtcp: 0, unknownPayloadType: 0, undecodable: 0,
+    ssrcChanges: 0, dtmfEvents: 0, jitterMs: 0, codec: undefined,
   };
   readonly malformedByReason: Partial<Record<RtpMalformedReason, number>> = {};
   private ssrc: number | undefined;
-  private reorder: ReorderBuffer<RtpPacket>;
+  private readonly reorder: ReorderBuffer<RtpPacket>;
+  private closed = false;
   private dtmf = new Map<number, DtmfDetector>();
   private jitterTicks = 0;
   private lastTransit: number | undefined;
@@ -70,7 +72,9 @@ export class RtpPartyStream {
     private readonly sink: MediaSink,
     private readonly reorderWindowMs: number,
   ) {
-    this.reorder = this.newReorder(DEFAULT_PTIME_MS);
+    this.reorder = new ReorderBuffer<RtpPacket>(Math.round(reorderWindowMs / DEFAULT_PTIME_MS), (packet, lostBefore, arrivalMs) =>
+      this.release(packet, lostBefore, arrivalMs),
+    );
   }
 
   /** A re-negotiation (re-INVITE, re-subscription) changed the payload types. */
@@ -111,7 +115,6 @@ export class RtpPartyStream {
   /** The stream ends: everything held is released and an unfinished DTMF event reported. */
   end(): void {
     this.reorder.flush();
-    this.syncReorderStats();
     for (const d of this.dtmf.values()) for (const ev of d.flush()) this.emitDtmf(ev);
   }
 
@@ -123,14 +126,12 @@ export class RtpPartyStream {
     this.sink.end();
   }
 
-  private closed = false;
-
   private changeSsrc(ssrc: number, arrivalMs: number): void {
     if (this.ssrc !== undefined) {
       this.stats.ssrcChanges++;
       this.end();
-      this.reorder = this.newReorder(DEFAULT_PTIME_MS);
-      this.countedLost = this.countedLate = this.countedDuplicate = 0;
+      this.reorder.reset();
+      this.reorder.setWindow(Math.round(this.reorderWindowMs / DEFAULT_PTIME_MS));
       this.dtmf.clear();
     }
     this.ssrc = ssrc;
@@ -140,29 +141,8 @@ export class RtpPartyStream {
     this.sink.streamChange(ssrc, arrivalMs);
   }
 
-  private newReorder(ptimeMs: number): ReorderBuffer<RtpPacket> {
-    return new ReorderBuffer<RtpPacket>(Math.round(this.reorderWindowMs / ptimeMs), (packet, lostBefore, arrivalMs) =>
-      this.release(packet, lostBefore, arrivalMs),
-    );
-  }
-
   private formatOf(payloadType: number): PayloadFormat | undefined {
     return this.payloadMap.get(payloadType) ?? STATIC_PAYLOAD_TYPES.get(payloadType);
-  }
-
-  private countedLost = 0;
-  private countedLate = 0;
-  private countedDuplicate = 0;
-
-  /** Folds the current reorder buffer's counters into the party's totals. */
-  private syncReorderStats(): void {
-    const s = this.reorder.stats;
-    this.stats.lost += s.lost - this.countedLost;
-    this.stats.late += s.late - this.countedLate;
-    this.stats.duplicate += s.duplicate - this.countedDuplicate;
-    this.countedLost = s.lost;
-    this.countedLate = s.late;
-    this.countedDuplicate = s.duplicate;
   }
 
   private release(packet: RtpPacket, lostBefore: number, arrivalMs: number): void {
@@ -207,7 +187,6 @@ export class RtpPartyStream {
     }
     this.lastAudioSeq = seq;
     this.lastAudioTs = packet.timestamp;
-    if ((this.stats.packets & 63) === 0) this.syncReorderStats();
   }
 
   /** RFC 3550 A.8: J += (|D| - J) / 16, with D the change in transit time, in timestamp units. */
@@ -222,9 +201,8 @@ export class RtpPartyStream {
     this.stats.jitterMs = (this.jitterTicks * 1000) / clockRate;
   }
 
-  /** Current totals, with the reorder counters folded in. */
+  /** Current totals of this party. */
   snapshot(): PartyRtpStats {
-    this.syncReorderStats();
-    return { ...this.stats };
+    return { ...this.stats, ...this.reorder.stats };
   }
 }

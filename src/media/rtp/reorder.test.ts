@@ -65,4 +65,14 @@ describe('ReorderBuffer', () => {
     rb.push(4, 4, 140);
     expect(rb.oldestHeldArrival()).toBe(120);
   });
+
+  it('starts over on reset (new SSRC): held packets go first, old sequence numbers mean nothing, counters add up', () => {
+    const out: [number, number][] = [];
+    const rb = new ReorderBuffer<number>(3, (item, lost) => out.push([item, lost]));
+    [1, 3].forEach((s) => rb.push(s, s, 0));
+    rb.reset();
+    [2, 3, 4].forEach((s) => rb.push(s, 100 + s, 0));
+    expect(out).toEqual([[1, 0], [3, 1], [102, 0], [103, 0], [104, 0]]);
+    expect(rb.stats).toEqual({ late: 0, duplicate: 0, lost: 1 });
+  });
 });

@@ -90,6 +90,17 @@ export class ReorderBuffer<T> {
     }
   }
 
+  /**
+   * Starts over for a new stream (new SSRC): everything held is released first, then sequence
+   * tracking restarts with the next packet. The counters keep accumulating.
+   */
+  reset(): void {
+    this.flush();
+    this.started = false;
+    this.pendingLoss = 0;
+    this.released.fill(-1);
+  }
+
   /** Releases everything held, declaring the gaps between them lost (stall, SSRC change, end). */
   flush(): void {
     while (this.held > 0) {
