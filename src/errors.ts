@@ -13,7 +13,16 @@ export type ErrorCode =
   | 'PORTS_EXHAUSTED'
   | 'SDP_INVALID'
   | 'CODEC_UNSUPPORTED'
-  | 'AUDIO_INVALID';
+  | 'AUDIO_INVALID'
+  | 'VAD_FAILED'
+  | 'ASR_QUEUE_FULL'
+  | 'ASR_TIMEOUT'
+  | 'ASR_FAILED'
+  | 'ASR_ABORTED'
+  | 'ASR_CLOSED'
+  | 'ASR_BUILD'
+  | 'MODEL_MISSING'
+  | 'MODEL_DOWNLOAD';
 
 export class WhisperlineError extends Error {
   readonly code: ErrorCode;

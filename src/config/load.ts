@@ -1,4 +1,6 @@
 import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { WhisperlineError } from '../errors.js';
@@ -135,5 +137,13 @@ export function loadConfig(options: LoadOptions = {}): Config {
     }
   }
   if (issues.length > 0) throw new ConfigError(file ?? 'defaults', issues);
-  return (result as { data: Config }).data;
+  const config = (result as { data: Config }).data;
+  config.asr.modelDir = expandHome(config.asr.modelDir);
+  config.asr.buildDir = expandHome(config.asr.buildDir);
+  return config;
+}
+
+/** `~/x` → the user's home directory joined with `x`; other paths unchanged. */
+export function expandHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? join(homedir(), path.slice(1)) : path;
 }

@@ -45,11 +45,61 @@ export const MediaConfigSchema = portRange({
   forkCodec: z.enum(['PCMU', 'opus']),
 });
 
+export const VadConfigSchema = z
+  .object({
+    threshold: z.number().min(0).max(1),
+    negativeThreshold: z.number().min(0).max(1),
+    preRollMs: z.number().int().min(0).max(2000),
+    hangoverMs: z.number().int().min(32).max(5000),
+    minSpeechMs: z.number().int().min(0).max(5000),
+    maxUtteranceMs: z.number().int().min(1000).max(120_000),
+    maxBatch: z.number().int().min(1).max(4096),
+  })
+  .strict()
+  .superRefine((v, ctx) => {
+    if (v.negativeThreshold > v.threshold) {
+      ctx.addIssue({ code: 'custom', path: ['negativeThreshold'], message: `must be <= threshold (${v.threshold})` });
+    }
+  });
+
+export const AsrConfigSchema = z
+  .object({
+    model: z.string().min(1),
+    modelDir: z.string().min(1),
+    modelBaseUrl: z.string().url(),
+    servers: z.array(z.string().url()),
+    poolSize: z.number().int().min(1).max(64),
+    threads: z.number().int().min(1).max(256),
+    cuda: z.boolean(),
+    buildDir: z.string().min(1),
+    queueSize: z.number().int().min(1).max(10_000),
+    timeoutMs: z.number().int().min(100).max(600_000),
+    beamSize: z.number().int().min(1).max(16),
+    maxTokens: z.number().int().min(0).max(448),
+  })
+  .strict();
+
+export const TranscriptsConfigSchema = z
+  .object({
+    language: z.string().regex(/^(auto|[a-z]{2,3})$/, 'expected "auto" or an ISO 639-1 code'),
+    partials: z.boolean(),
+    partialIntervalMs: z.number().int().min(200).max(30_000),
+    translate: z.boolean(),
+    noSpeechThreshold: z.number().min(0).max(1),
+    silencePhrases: z.array(z.string()),
+    lowEnergyDbfs: z.number().max(0),
+    maxRepeats: z.number().int().min(1).max(100),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     log: LogConfigSchema,
     rtpengine: RtpengineConfigSchema,
     media: MediaConfigSchema,
+    vad: VadConfigSchema,
+    asr: AsrConfigSchema,
+    transcripts: TranscriptsConfigSchema,
   })
   .strict();
 
@@ -57,3 +107,6 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type LogConfig = z.infer<typeof LogConfigSchema>;
 export type RtpengineConfig = z.infer<typeof RtpengineConfigSchema>;
 export type MediaConfig = z.infer<typeof MediaConfigSchema>;
+export type VadConfig = z.infer<typeof VadConfigSchema>;
+export type AsrConfig = z.infer<typeof AsrConfigSchema>;
+export type TranscriptsConfig = z.infer<typeof TranscriptsConfigSchema>;
