@@ -75,7 +75,7 @@ export const AsrConfigSchema = z
     queueSize: z.number().int().min(1).max(10_000),
     timeoutMs: z.number().int().min(100).max(600_000),
     beamSize: z.number().int().min(1).max(16),
-    maxTokens: z.number().int().min(0).max(448),
+    audioContext: z.union([z.literal('auto'), z.number().int().min(0).max(1500)]),
   })
   .strict();
 

@@ -1,9 +1,11 @@
 /**
- * `npm run bench -- <name> [options]`: runs one benchmark. Each prints progress to stderr-free
- * stdout lines and, as its last line, one JSON object with its figures.
+ * `npm run bench -- <name> [options]`: runs one benchmark. Each prints progress lines and, as its
+ * last line, one JSON object with its figures.
  */
 const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void> }>> = {
   media: () => import('./media.js'),
+  vad: () => import('./vad.js'),
+  asr: () => import('./asr.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
