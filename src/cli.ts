@@ -1,15 +1,24 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { downloadModel, listModels, progressLine } from './asr/models.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import { WhisperlineError } from './errors.js';
 import { createLogger } from './log.js';
-import { startGateway } from './main.js';
+import { startGateway, startSpeech } from './main.js';
+import { transcribeFile } from './pipeline/transcribe-file.js';
+import type { PipelineEvent } from './transcripts/events.js';
 
 const USAGE = `whisperline: SIP voice gateway with live Whisper transcription
 
 Usage:
   whisperline start [--config FILE]     run the gateway (embedded defaults when no file is given)
   whisperline check-config [FILE]       validate configuration (defaults + FILE + environment)
+  whisperline transcribe [--json] [--language L] [--translate] FILE...
+                                        transcribe recorded calls (WAV: PCM or G.711; stereo =
+                                        caller left, callee right) through the live pipeline
+  whisperline models list               Whisper models: which are known, which are downloaded
+  whisperline models download NAME      download a model into asr.modelDir (progress, SHA-1 check)
   whisperline --version
 
 Environment: WHISPERLINE_CONFIG names a config file; WHISPERLINE_<KEY_PATH> overrides one key
@@ -29,12 +38,21 @@ function reportConfigError(err: unknown): number {
   throw err;
 }
 
+// `whisperline models list | head`: a closed pipe ends the output, not the process with a stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     options: {
       config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+      language: { type: 'string' },
+      translate: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -81,10 +99,107 @@ async function main(argv: string[]): Promise<number> {
       });
       return 0;
     }
+    case 'transcribe': {
+      if (rest.length === 0) {
+        console.error('usage: whisperline transcribe [--json] [--language L] [--translate] FILE...');
+        return 1;
+      }
+      let config;
+      try {
+        config = loadConfig({ file: values.config });
+      } catch (err) {
+        return reportConfigError(err);
+      }
+      const log = createLogger({ ...config.log, level: config.log.level === 'info' ? 'warn' : config.log.level });
+      const speech = await startSpeech(config, log, { realtime: false });
+      try {
+        for (const file of rest) {
+          await transcribeFile(file, {
+            vad: speech.vad,
+            recognizer: speech.recognizer,
+            vadConfig: config.vad,
+            transcripts: config.transcripts,
+            logger: log.child({ file }),
+            party: { ...(values.language ? { language: values.language } : {}), ...(values.translate ? { translate: true } : {}) },
+            onEvent: (e) => console.log(values.json ? JSON.stringify(e) : formatEvent(e)),
+          });
+        }
+      } finally {
+        await speech.close();
+      }
+      return 0;
+    }
+    case 'models': {
+      let config;
+      try {
+        config = loadConfig({ file: values.config });
+      } catch (err) {
+        return reportConfigError(err);
+      }
+      return models(rest, config.asr.modelDir, config.asr.modelBaseUrl);
+    }
     default:
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 1;
   }
+}
+
+function clock(ms: number): string {
+  const s = ms / 1000;
+  return `${String(Math.floor(s / 60)).padStart(2, '0')}:${(s % 60).toFixed(2).padStart(5, '0')}`;
+}
+
+/** A transcript line for people: `call.wav [00:01.20 → 00:03.45] caller: text`. */
+function formatEvent(e: PipelineEvent): string {
+  if (e.kind === 'ended') return `${e.callId}: end (${e.reason})`;
+  const tag = e.kind === 'translation' ? ' (en)' : '';
+  return `${e.callId} [${clock(e.startMs)} → ${clock(e.endMs)}] ${e.party}${tag}: ${e.text}`;
+}
+
+async function models(args: string[], modelDir: string, baseUrl: string): Promise<number> {
+  const [sub, name] = args;
+  if (sub === 'list') {
+    console.log(`models in ${modelDir}:`);
+    for (const m of listModels(modelDir)) {
+      console.log(`  ${m.installed ? '*' : ' '} ${m.name.padEnd(22)} ${String(m.sizeMiB).padStart(5)} MiB  ${m.multilingual ? 'multilingual' : 'English only'}`);
+    }
+    console.log('(* = downloaded)');
+    return 0;
+  }
+  if (sub === 'download' && name) {
+    const started = Date.now();
+    let lastPct = -1;
+    try {
+      const path = await downloadModel(name, {
+        modelDir,
+        baseUrl,
+        onProgress: (p) => {
+          if (process.stderr.isTTY) {
+            process.stderr.write(`\r${progressLine(p, Date.now() - started)}`);
+            return;
+          }
+          // Not a terminal (logs, CI): a line every 10 %.
+          const pct = p.totalBytes ? Math.floor((10 * p.receivedBytes) / p.totalBytes) * 10 : -1;
+          if (pct !== lastPct) {
+            lastPct = pct;
+            process.stderr.write(`${progressLine(p, Date.now() - started)}\n`);
+          }
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      console.log(`downloaded ${name} to ${path} (SHA-1 verified)`);
+      return 0;
+    } catch (err) {
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      if (err instanceof WhisperlineError) {
+        console.error(err.message);
+        return 1;
+      }
+      throw err;
+    }
+  }
+  console.error('usage: whisperline models list | whisperline models download NAME');
+  return 1;
 }
 
 main(process.argv.slice(2)).then(

@@ -1,10 +1,76 @@
-import type { Config } from './config/schema.js';
+import { WhisperEngine } from './asr/engine.js';
+import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/models.js';
+import type { SpeechRecognizer } from './asr/recognizer.js';
+import { ensureWhisperServer } from './asr/whisper-build.js';
+import type { AsrConfig, Config } from './config/schema.js';
+import { BatchedVad } from './vad/batched-vad.js';
 import { WhisperlineError } from './errors.js';
 import type { Logger } from './log.js';
 import { MediaForker } from './media/fork.js';
 import { RtpengineClient } from './media/rtpengine/client.js';
 import { startRtpengine, type RtpengineDaemon } from './media/rtpengine/daemon.js';
 import { RtpReceiver } from './media/rtp/receiver.js';
+
+/** The shared speech path: one batched VAD and one Whisper engine serve every call. */
+export interface SpeechRuntime {
+  readonly vad: BatchedVad;
+  readonly recognizer: SpeechRecognizer;
+  close(): Promise<void>;
+}
+
+/**
+ * The configured model as a file: a path is used as it is; a catalogue name is downloaded into
+ * `asr.modelDir` on first use (a fresh machine), with progress in the log.
+ */
+export async function ensureModel(asr: AsrConfig, log: Logger): Promise<string> {
+  try {
+    return resolveModel(asr.model, asr.modelDir);
+  } catch (err) {
+    if (!(err instanceof ModelError) || isModelPath(asr.model) || err.message.startsWith('unknown model')) throw err;
+  }
+  log.info({ model: asr.model, modelDir: asr.modelDir }, 'downloading Whisper model');
+  let lastTenth = -1;
+  return downloadModel(asr.model, {
+    modelDir: asr.modelDir,
+    baseUrl: asr.modelBaseUrl,
+    onProgress: ({ receivedBytes, totalBytes }) => {
+      const tenth = totalBytes ? Math.floor((10 * receivedBytes) / totalBytes) : -1;
+      if (tenth === lastTenth) return;
+      lastTenth = tenth;
+      log.info({ model: asr.model, receivedBytes, totalBytes }, 'model download progress');
+    },
+  });
+}
+
+/**
+ * Starts the speech path: Silero VAD ticking in real time, whisper-server processes (built once
+ * from the bundled whisper.cpp source) or remote servers. `realtime: false` leaves the VAD loop
+ * off for callers that drain it themselves (files).
+ */
+export async function startSpeech(config: Config, log: Logger, options: { realtime?: boolean } = {}): Promise<SpeechRuntime> {
+  const vad = await BatchedVad.create(config.vad);
+  try {
+    const remote = config.asr.servers.length > 0;
+    const modelPath = remote ? '' : await ensureModel(config.asr, log);
+    const binary = remote ? undefined : await ensureWhisperServer({ buildDir: config.asr.buildDir, cuda: config.asr.cuda, logger: log });
+    const recognizer = await WhisperEngine.start({ ...config.asr, modelPath, ...(binary ? { binary } : {}) }, log.child({ component: 'asr' }));
+    if (options.realtime ?? true) vad.start(undefined, (err) => log.error({ err }, 'VAD inference failed'));
+    let closing: Promise<void> | undefined;
+    return {
+      vad,
+      recognizer,
+      close: () =>
+        (closing ??= (async () => {
+          vad.stop();
+          await recognizer.close();
+          await vad.close();
+        })()),
+    };
+  } catch (err) {
+    await vad.close();
+    throw err;
+  }
+}
 
 /** The running gateway: every long-lived resource, and the one way to release them all. */
 export interface Gateway {
@@ -13,6 +79,7 @@ export interface Gateway {
   readonly rtpengineDaemon: RtpengineDaemon | undefined;
   readonly receiver: RtpReceiver;
   readonly forker: MediaForker;
+  readonly speech: SpeechRuntime;
   /** Stops everything in reverse order of start-up. Idempotent. */
   close(): Promise<void>;
 }
@@ -67,6 +134,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const receiver = new RtpReceiver(config.media);
     cleanups.push(() => receiver.close());
     const forker = new MediaForker(rtpengine, receiver, config.media.forkCodec);
+    const speech = await startSpeech(config, log);
+    cleanups.push(() => speech.close());
     log.info(
       { rtpengine: `${config.rtpengine.host}:${config.rtpengine.port}`, rtpPorts: `${config.media.portMin}-${config.media.portMax}` },
       'gateway ready',
@@ -77,6 +146,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       rtpengineDaemon: daemon,
       receiver,
       forker,
+      speech,
       close: () => (closing ??= releaseAll().then(() => log.info('gateway stopped'))),
     };
   } catch (err) {

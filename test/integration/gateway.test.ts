@@ -5,6 +5,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway } from '../../src/main.js';
 import { rtpPortRange } from '../support/rtpengine.js';
+import { ensureTestWhisper } from '../support/whisper.js';
 
 async function freeUdpPort(): Promise<number> {
   const s = createSocket('udp4');
@@ -27,8 +28,10 @@ const isAlive = (pid: number): boolean => {
 };
 
 describe('startGateway', () => {
-  it('launches rtpengine in embedded mode, reaches it, and stops everything on close', async () => {
+  it('launches rtpengine and the speech path in embedded mode, and stops everything on close', async () => {
+    const whisper = await ensureTestWhisper();
     const env = {
+      WHISPERLINE_ASR_MODEL: whisper.tinyModel,
       WHISPERLINE_RTPENGINE_PORT: String(await freeUdpPort()),
       WHISPERLINE_RTPENGINE_PORT_MIN: String(ports.rtpengine.min),
       WHISPERLINE_RTPENGINE_PORT_MAX: String(ports.rtpengine.max),
@@ -41,6 +44,9 @@ describe('startGateway', () => {
     const pid = gateway.rtpengineDaemon!.pid;
     expect(isAlive(pid)).toBe(true);
     await expect(gateway.rtpengine.ping()).resolves.toEqual({ result: 'pong' });
+    // The speech path answers too: one second of silence through the real whisper-server.
+    const result = await gateway.speech.recognizer.recognize({ samples: new Int16Array(16000), language: 'en', task: 'transcribe', priority: 'final' });
+    expect(result.language).toBe('en');
     await gateway.close();
     await gateway.close();
     expect(isAlive(pid)).toBe(false);

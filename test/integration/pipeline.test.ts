@@ -1,0 +1,137 @@
+/**
+ * The speech path end to end with real components: espeak-ng speech → Silero VAD (batched) →
+ * segmenter → whisper-server (real whisper.cpp on the generated tiny random-weight model) →
+ * transcript events. The tiny model's words are nonsense: these tests assert shape, parties,
+ * times and order, never words.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WhisperEngine } from '../../src/asr/engine.js';
+import { FRAME_SAMPLES, type AudioFrame } from '../../src/audio/frame.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { CallPipeline, type PartyInput } from '../../src/pipeline/call-pipeline.js';
+import type { PipelineEvent, TranscriptEvent } from '../../src/transcripts/events.js';
+import { BatchedVad } from '../../src/vad/batched-vad.js';
+import { speechFixture, type SpeechFixture } from '../support/speech.js';
+import { ensureTestWhisper } from '../support/whisper.js';
+
+const log = pino({ level: 'silent' });
+let config: Config;
+let vad: BatchedVad;
+let engine: WhisperEngine;
+let speech: SpeechFixture;
+
+beforeAll(async () => {
+  const whisper = await ensureTestWhisper();
+  config = loadConfig({ env: {} });
+  // Random weights give random no-speech probabilities: the filter is tested on its own; here
+  // every decoded utterance must come through.
+  config.transcripts.noSpeechThreshold = 1;
+  config.transcripts.silencePhrases = [];
+  config.transcripts.partialIntervalMs = 400;
+  vad = await BatchedVad.create(config.vad);
+  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, log);
+  speech = await speechFixture({
+    sentences: ['Hello, I would like to check my account balance please.', 'My card number ends in four two seven.', 'Thank you, that is all for today.'],
+    gapsMs: [1200, 1200],
+    sampleRate: 8000,
+    leadMs: 500,
+    tailMs: 1200,
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await engine?.close();
+  await vad?.close();
+});
+
+function frames(party: string, samples: Int16Array, untilMs = Infinity): AudioFrame[] {
+  const out: AudioFrame[] = [];
+  for (let i = 0; (i + 1) * FRAME_SAMPLES <= samples.length && i * 20 < untilMs; i++) {
+    out.push({ party, startMs: i * 20, samples: samples.slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) });
+  }
+  return out;
+}
+
+/** Feeds frames in real time (20 ms each) with the VAD loop running, as live calls are. */
+async function feedRealtime(inputs: [PartyInput, AudioFrame[]][]): Promise<void> {
+  const n = Math.max(...inputs.map(([, f]) => f.length));
+  const t0 = Date.now();
+  for (let i = 0; i < n; i++) {
+    for (const [input, f] of inputs) if (f[i]) input.push(f[i]!);
+    const wait = t0 + (i + 1) * 20 - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+const transcripts = (events: PipelineEvent[]): TranscriptEvent[] => events.filter((e): e is TranscriptEvent => e.kind === 'partial' || e.kind === 'final');
+
+describe('speech pipeline with real VAD and whisper.cpp', () => {
+  it('turns each sentence of a party into one final with its times, partials first, nothing for a silent party', async () => {
+    const events: PipelineEvent[] = [];
+    const pipeline = new CallPipeline({ callId: 'call-rt', vad, recognizer: engine, vadConfig: config.vad, transcripts: config.transcripts, logger: log, onEvent: (e) => events.push(e) });
+    const caller = pipeline.addParty('caller');
+    const callee = pipeline.addParty('callee');
+    vad.start();
+    try {
+      await feedRealtime([
+        [caller, frames('caller', speech.samples16k)],
+        [callee, frames('callee', new Int16Array(speech.samples16k.length))],
+      ]);
+      await pipeline.end('hangup');
+    } finally {
+      vad.stop();
+    }
+    const finals = transcripts(events).filter((e) => e.kind === 'final');
+    expect(finals.map((f) => f.party)).toEqual(['caller', 'caller', 'caller']);
+    finals.forEach((f, i) => {
+      const truth = speech.sentences[i]!;
+      // The utterance covers the sentence (pre-roll before, a short tail after), within 400 ms.
+      expect(f.startMs).toBeLessThanOrEqual(truth.startMs);
+      expect(truth.startMs - f.startMs).toBeLessThan(config.vad.preRollMs + 400);
+      expect(Math.abs(f.endMs - truth.endMs)).toBeLessThan(400);
+      expect(f).toMatchObject({ callId: 'call-rt', language: expect.any(String) });
+      expect(f.confidence).toBeGreaterThanOrEqual(0);
+    });
+    // One counter for the call: strictly increasing, no gaps, `ended` last.
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(events[events.length - 1]).toMatchObject({ kind: 'ended', reason: 'hangup' });
+    // Partials of an utterance come before its final and lie within it.
+    const partials = transcripts(events).filter((e) => e.kind === 'partial');
+    expect(partials.length).toBeGreaterThan(0);
+    for (const p of partials) {
+      const final = finals.find((f) => f.startMs === p.startMs)!;
+      expect(final).toBeDefined();
+      expect(p.seq).toBeLessThan(final.seq);
+      // A partial covers the audio so far, which may run into the hang-over after the last word.
+      expect(p.endMs).toBeLessThanOrEqual(final.endMs + config.vad.hangoverMs);
+    }
+  }, 60_000);
+
+  it('flushes the open utterance at hang-up: its final comes before `ended`', async () => {
+    const events: PipelineEvent[] = [];
+    const pipeline = new CallPipeline({
+      callId: 'call-hangup',
+      vad,
+      recognizer: engine,
+      vadConfig: config.vad,
+      transcripts: { ...config.transcripts, partials: false },
+      logger: log,
+      onEvent: (e) => events.push(e),
+    });
+    const caller = pipeline.addParty('caller');
+    // Hang up in the middle of the second sentence.
+    const cut = (speech.sentences[1]!.startMs + speech.sentences[1]!.endMs) / 2;
+    for (const [i, f] of frames('caller', speech.samples16k, cut).entries()) {
+      caller.push(f);
+      if (i % 25 === 24) await vad.drain();
+    }
+    await pipeline.end('bye');
+    expect(events.map((e) => e.kind)).toEqual(['final', 'final', 'ended']);
+    const last = events[1] as TranscriptEvent;
+    expect(last.startMs).toBeLessThan(speech.sentences[1]!.startMs);
+    expect(last.endMs).toBeGreaterThan(cut - 100);
+    expect(last.endMs).toBeLessThanOrEqual(cut + 100);
+  }, 60_000);
+});
