@@ -7,7 +7,7 @@ import { ensureTestWhisper, speak, type TestWhisper } from '../../test/support/w
 import { WhisperlineError } from '../errors.js';
 import { WHISPER_LANGUAGES } from './languages.js';
 import type { RecognitionResult } from './recognizer.js';
-import { encodeWav, LocalWhisperServer, mapVerboseJson, RemoteWhisperServer, WhisperHttpClient, WhisperServerDown, type Transcription } from './whisper-server.js';
+import { audioContextFor, encodeWav, LocalWhisperServer, mapVerboseJson, RemoteWhisperServer, WhisperHttpClient, WhisperServerDown, type Transcription } from './whisper-server.js';
 
 const CODES = new Set(Object.values(WHISPER_LANGUAGES));
 
@@ -43,6 +43,17 @@ function expectWellFormed(result: Transcription | RecognitionResult, durationMs:
     }
   }
 }
+
+describe('audioContextFor', () => {
+  it('sizes the encoder window to the audio plus one second, in whole 256-position blocks', () => {
+    expect(audioContextFor(16000 * 3, 'auto')).toBe(256); // 3 s + 1 s = 200 positions
+    expect(audioContextFor(16000 * 5, 'auto')).toBe(512); // 300 positions
+    expect(audioContextFor(16000 * 20, 'auto')).toBe(1280); // 1050 positions
+    expect(audioContextFor(16000 * 29, 'auto')).toBe(0); // past 1280: the full window
+    expect(audioContextFor(16000 * 3, 0)).toBe(0);
+    expect(audioContextFor(16000 * 3, 300)).toBe(512);
+  });
+});
 
 describe('verbose_json mapping', () => {
   it('merges tokens into words, clamps times to the audio and derives confidence', () => {
@@ -125,6 +136,20 @@ describe('whisper-server (real whisper.cpp, tiny random model)', () => {
     expect(result.segments.length).toBeGreaterThan(0);
     // whisper.cpp gives per-token times and probabilities: they come back as words.
     expect(result.segments.some((s) => (s.words?.length ?? 0) > 0)).toBe(true);
+  });
+
+  it('decodes the same audio the same way whatever window the previous request used', async () => {
+    // Text, times and token probabilities (stale encoder output shows in the probabilities first);
+    // not the no-speech probability, which whisper.cpp computes in a way that varies in the 5th digit.
+    const decode = async (audioContext: number): Promise<string> => {
+      const { segments } = await server.transcribe({ samples: speech, language: 'en', task: 'transcribe' }, { timeoutMs: 30_000, audioContext });
+      return JSON.stringify(segments.map(({ noSpeechProb: _, ...s }) => s));
+    };
+    const auto = audioContextFor(speech.length, 'auto');
+    const first = await decode(auto);
+    await decode(0);
+    await decode(1024);
+    expect(await decode(auto)).toBe(first);
   });
 
   it('accepts a fixed language, translate, a prompt and beam search', async () => {

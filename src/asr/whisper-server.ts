@@ -50,14 +50,23 @@ export interface TranscribeOptions {
 /** Encoder positions per second of audio (whisper: 100 mel frames/s, halved by the conv stem). */
 const AUDIO_CTX_PER_SECOND = 50;
 const FULL_AUDIO_CTX = 1500;
+/**
+ * whisper-server runs flash attention, which pads the cross-attention length to a multiple of
+ * 256: a window that is not a multiple reads encoder output a previous request left in the
+ * padding, and the same audio decodes differently (measured: different text, repetition loops)
+ * depending on what came before. Windows are therefore whole blocks.
+ */
+const AUDIO_CTX_BLOCK = 256;
 
 /**
  * The encoder window for `samples`: 'auto' covers the audio plus one second (whisper needs some
- * silence after the last word to place its end), 0 the full 30 s window.
+ * silence after the last word to place its end), rounded up to whole attention blocks; 0 is the
+ * full 30 s window. A fixed setting is rounded the same way.
  */
 export function audioContextFor(samples: number, setting: 'auto' | number): number {
-  if (setting !== 'auto') return setting;
-  const ctx = Math.ceil((samples / SAMPLE_RATE) * AUDIO_CTX_PER_SECOND) + AUDIO_CTX_PER_SECOND;
+  const wanted = setting === 'auto' ? Math.ceil((samples / SAMPLE_RATE) * AUDIO_CTX_PER_SECOND) + AUDIO_CTX_PER_SECOND : setting;
+  if (wanted <= 0) return 0;
+  const ctx = Math.ceil(wanted / AUDIO_CTX_BLOCK) * AUDIO_CTX_BLOCK;
   return ctx >= FULL_AUDIO_CTX ? 0 : ctx;
 }
 

@@ -115,11 +115,12 @@ export async function main(args: string[]): Promise<void> {
     log(`(a) WhisperEngine: poolSize 1, ${threads} threads, started (model loaded) in ${Math.round(performance.now() - startEngine)} ms`);
     const engineMs: number[] = [];
     const spawnMs: number[] = [];
+    const spawnFullMs: number[] = [];
     const live: number[] = [];
     // The same decoding options for both paths, the encoder window (audio_ctx) included.
-    const cliArgs = (u: (typeof utterances)[number]): string[] => [
+    const cliArgs = (u: (typeof utterances)[number], window: 'auto' | number = audioContext): string[] => [
       '-m', model.path, '-f', u.file, '-l', 'en', '-t', String(threads), '-nf', '-bs', '1', '-bo', '1',
-      '-ac', String(audioContextFor(u.samples.length, audioContext)),
+      '-ac', String(audioContextFor(u.samples.length, window)),
     ];
     const viaEngine = async (u: (typeof utterances)[number]): Promise<number> => {
       const t0 = performance.now();
@@ -166,6 +167,18 @@ export async function main(args: string[]): Promise<void> {
         at += 600;
       }
       await Promise.all(pending);
+
+      // What nodewhisper() itself runs cannot set the encoder window: whisper-cli on the full 30 s
+      // window. Measured for context, not for the ratio (the options differ).
+      if (audioContext !== 0) {
+        log('(d) one whisper-cli per utterance on the full 30 s window (what nodewhisper() runs)');
+        for (const [i, u] of utterances.entries()) {
+          const t1 = performance.now();
+          await runCli(bins.cli, cliArgs(u, 0));
+          spawnFullMs.push(performance.now() - t1);
+          log(`  ${i + 1}/${utterances.length}: spawn, full window ${Math.round(spawnFullMs[i]!)} ms`);
+        }
+      }
     } finally {
       await engine.close();
     }
@@ -182,6 +195,7 @@ export async function main(args: string[]): Promise<void> {
         p95EndOfSpeechToFinalMs: round(percentile(live, 0.95)),
         audioContext,
         threads,
+        ...(spawnFullMs.length > 0 ? { spawnFullWindowMsPerUtterance: round(mean(spawnFullMs)), ratioVsFullWindowSpawn: Math.round((engineMean / mean(spawnFullMs)) * 100) / 100 } : {}),
       }),
     );
   } finally {
