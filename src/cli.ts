@@ -7,6 +7,8 @@ import { WhisperlineError } from './errors.js';
 import { createLogger } from './log.js';
 import { startGateway, startSpeech } from './main.js';
 import { transcribeFile } from './pipeline/transcribe-file.js';
+import { DialplanError } from './sip/dialplan.js';
+import { loadDialplans } from './sip/dialplan-store.js';
 import type { PipelineEvent } from './transcripts/events.js';
 
 const USAGE = `whisperline: SIP voice gateway with live Whisper transcription
@@ -69,13 +71,24 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'check-config': {
       const file = rest[0] ?? values.config;
+      let config;
       try {
-        const config = loadConfig({ file });
+        config = loadConfig({ file });
+      } catch (err) {
+        return reportConfigError(err);
+      }
+      try {
+        const dialplan = await loadDialplans(config.sip.dialplans, config.sip.noMatchStatus);
         console.log(`configuration OK (${file ?? process.env.WHISPERLINE_CONFIG ?? 'embedded defaults'})`);
+        console.log(`dialplans OK (${config.sip.dialplans}: ${dialplan.rules.map((r) => r.rule.name).join(', ') || 'no rules'})`);
         console.log(JSON.stringify(config, null, 2));
         return 0;
       } catch (err) {
-        return reportConfigError(err);
+        if (err instanceof DialplanError) {
+          console.error(err.message);
+          return 2;
+        }
+        throw err;
       }
     }
     case 'start': {

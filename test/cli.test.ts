@@ -1,6 +1,6 @@
 /** The `whisperline` command as a user runs it: a child process, its output and exit code. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,7 @@ describe('whisperline CLI', () => {
     const r = whisperline(['check-config']);
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('configuration OK (embedded defaults)');
+    expect(r.stdout).toContain('dialplans OK (dialplans: siprec-recording, transcription-line)');
     expect(JSON.parse(r.stdout.slice(r.stdout.indexOf('{')))).toMatchObject({ media: { reorderWindowMs: 60 } });
   });
 
@@ -31,6 +32,16 @@ describe('whisperline CLI', () => {
     expect(r.stderr).toContain('rtpengine.port:');
     expect(r.stderr).toContain('media.reorderWindowMs:');
     expect(r.stderr).toMatch(/media\.forkCodec: .*"PCMU"/);
+  });
+
+  it('check-config validates the dialplans too, naming the file and key', () => {
+    const plans = join(dir, 'dialplans');
+    mkdirSync(plans);
+    writeFileSync(join(plans, 'sales.yaml'), 'rules:\n  - name: sales\n    action: bridge\n');
+    const r = whisperline(['check-config'], { WHISPERLINE_SIP_DIALPLANS: plans });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('invalid dialplan sales.yaml');
+    expect(r.stderr).toContain('rules.0.target: a bridge rule needs a target URI');
   });
 
   it('start fails fast on a bad environment override, before touching the network', () => {

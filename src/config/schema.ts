@@ -92,9 +92,17 @@ export const TranscriptsConfigSchema = z
   })
   .strict();
 
+export const SipConfigSchema = z
+  .object({
+    dialplans: z.string().min(1),
+    noMatchStatus: z.number().int().min(400).max(699),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     log: LogConfigSchema,
+    sip: SipConfigSchema,
     rtpengine: RtpengineConfigSchema,
     media: MediaConfigSchema,
     vad: VadConfigSchema,
@@ -107,6 +115,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type LogConfig = z.infer<typeof LogConfigSchema>;
 export type RtpengineConfig = z.infer<typeof RtpengineConfigSchema>;
 export type MediaConfig = z.infer<typeof MediaConfigSchema>;
+export type SipConfig = z.infer<typeof SipConfigSchema>;
 export type VadConfig = z.infer<typeof VadConfigSchema>;
 export type AsrConfig = z.infer<typeof AsrConfigSchema>;
 export type TranscriptsConfig = z.infer<typeof TranscriptsConfigSchema>;

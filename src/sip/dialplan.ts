@@ -1,0 +1,196 @@
+import { BlockList, isIP } from 'node:net';
+import { z } from 'zod';
+import { WhisperlineError } from '../errors.js';
+
+/**
+ * Dialplans: ordered rules that decide what an incoming INVITE gets. Matching is SIP-agnostic
+ * (it sees an `InviteFacts`), so it is tested without a SIP stack and reused by every entry point.
+ */
+
+/** What a rule can match on, taken from the INVITE by the SIP edge. */
+export interface InviteFacts {
+  readonly requestUri: string;
+  /** User part of the request-URI (the dialled number or name). */
+  readonly requestUser: string;
+  /** From and To header values (URI with display name). */
+  readonly from: string;
+  readonly to: string;
+  /** Header names in lower case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Source IP address of the request. */
+  readonly source: string;
+  /** A SIPREC INVITE (multipart body with rs-metadata, or sent to a recording rule) or a plain one. */
+  readonly kind: 'plain' | 'siprec';
+}
+
+const regex = z.string().superRefine((v, ctx) => {
+  try {
+    new RegExp(v);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `invalid regular expression: ${(err as Error).message}` });
+  }
+});
+
+const cidr = z.string().superRefine((v, ctx) => {
+  if (!parseCidr(v)) ctx.addIssue({ code: 'custom', message: `not an IP address or CIDR block: "${v}"` });
+});
+
+const PartySchema = z
+  .object({
+    /** Shown with every transcript line of this party (e.g. customer, agent). */
+    label: z.string().min(1).optional(),
+    transcribe: z.boolean().default(true),
+    language: z.string().regex(/^(auto|[a-z]{2,3})$/, 'expected "auto" or an ISO 639-1 code').optional(),
+    translate: z.boolean().optional(),
+  })
+  .strict();
+
+const SipStatus = z.number().int().min(400).max(699);
+
+export const RuleSchema = z
+  .object({
+    name: z.string().min(1),
+    match: z
+      .object({
+        requestUser: regex.optional(),
+        to: regex.optional(),
+        from: regex.optional(),
+        headers: z.record(z.string().min(1), regex).optional(),
+        source: z.union([cidr, z.array(cidr).min(1)]).optional(),
+        kind: z.enum(['plain', 'siprec', 'any']).default('any'),
+      })
+      .strict()
+      .default({ kind: 'any' }),
+    action: z.enum(['answer', 'bridge', 'siprec', 'reject']),
+    /** `bridge`: where the B2BUA sends the call. */
+    target: z.string().regex(/^sips?:/, 'expected a sip: or sips: URI').optional(),
+    /** `reject`: the SIP status and reason phrase. */
+    status: SipStatus.optional(),
+    reason: z.string().min(1).optional(),
+    parties: z.record(z.string().regex(/^[A-Za-z0-9_.-]+$/, 'party names are letters, digits, _ . -'), PartySchema).optional(),
+    language: z.string().regex(/^(auto|[a-z]{2,3})$/, 'expected "auto" or an ISO 639-1 code').optional(),
+    model: z.string().min(1).optional(),
+    partials: z.boolean().optional(),
+    translate: z.boolean().optional(),
+    /** Audio fork out (jambonz listen format) for this rule's calls. */
+    fork: z
+      .object({
+        url: z.string().regex(/^wss?:\/\//, 'expected a ws:// or wss:// URL'),
+        mix: z.enum(['mono', 'mixed', 'stereo']).default('stereo'),
+        sampleRate: z.union([z.literal(8000), z.literal(16000)]).default(16000),
+        bidirectional: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    /** Free labels (queue, tenant...) that supervisor scopes select calls by. */
+    labels: z.array(z.string().min(1)).default([]),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (r.action === 'bridge' && !r.target) ctx.addIssue({ code: 'custom', path: ['target'], message: 'a bridge rule needs a target URI' });
+    if (r.action !== 'bridge' && r.target) ctx.addIssue({ code: 'custom', path: ['target'], message: `target is only for bridge rules (this one is ${r.action})` });
+    if (r.action === 'reject' && r.status === undefined) ctx.addIssue({ code: 'custom', path: ['status'], message: 'a reject rule needs a SIP status (400-699)' });
+    if (r.action !== 'reject' && r.status !== undefined) ctx.addIssue({ code: 'custom', path: ['status'], message: `status is only for reject rules (this one is ${r.action})` });
+  });
+
+export const DialplanFileSchema = z.object({ rules: z.array(RuleSchema) }).strict();
+
+export type DialplanRule = z.infer<typeof RuleSchema>;
+export type PartyPlan = z.infer<typeof PartySchema>;
+
+export class DialplanError extends WhisperlineError {
+  constructor(
+    readonly file: string,
+    readonly issues: readonly { path: string; message: string }[],
+  ) {
+    super('CONFIG_INVALID', `invalid dialplan ${file}:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`);
+  }
+}
+
+/** A rule with its matchers compiled once. */
+export interface CompiledRule {
+  readonly rule: DialplanRule;
+  /** `file#index` for logs and errors. */
+  readonly origin: string;
+  matches(facts: InviteFacts): boolean;
+}
+
+export type Decision =
+  | { readonly kind: 'rule'; readonly rule: DialplanRule; readonly origin: string }
+  | { readonly kind: 'no-match'; readonly status: number; readonly reason: string };
+
+export function parseCidr(v: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
+  const [address, bits, extra] = v.split('/');
+  if (extra !== undefined || !address) return undefined;
+  const version = isIP(address);
+  if (version === 0) return undefined;
+  const max = version === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : Number(bits);
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (bits !== undefined && !/^\d+$/.test(bits))) return undefined;
+  return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
+}
+
+export function compileRule(rule: DialplanRule, origin: string): CompiledRule {
+  const m = rule.match;
+  const tests: ((f: InviteFacts) => boolean)[] = [];
+  if (m.kind !== 'any') tests.push((f) => f.kind === m.kind);
+  if (m.requestUser !== undefined) {
+    const re = new RegExp(m.requestUser);
+    tests.push((f) => re.test(f.requestUser));
+  }
+  if (m.to !== undefined) {
+    const re = new RegExp(m.to);
+    tests.push((f) => re.test(f.to));
+  }
+  if (m.from !== undefined) {
+    const re = new RegExp(m.from);
+    tests.push((f) => re.test(f.from));
+  }
+  for (const [name, pattern] of Object.entries(m.headers ?? {})) {
+    const re = new RegExp(pattern);
+    const key = name.toLowerCase();
+    tests.push((f) => f.headers[key] !== undefined && re.test(f.headers[key]!));
+  }
+  if (m.source !== undefined) {
+    const list = new BlockList();
+    for (const block of Array.isArray(m.source) ? m.source : [m.source]) {
+      const c = parseCidr(block)!;
+      list.addSubnet(c.address, c.prefix, c.family);
+    }
+    tests.push((f) => {
+      const v = isIP(f.source);
+      return v !== 0 && list.check(f.source, v === 4 ? 'ipv4' : 'ipv6');
+    });
+  }
+  return { rule, origin, matches: (f) => tests.every((t) => t(f)) };
+}
+
+/** Validates one dialplan file's parsed YAML; throws DialplanError naming every bad key. */
+export function parseDialplanFile(doc: unknown, file: string): CompiledRule[] {
+  const result = DialplanFileSchema.safeParse(doc ?? { rules: [] });
+  if (!result.success) {
+    const issues = result.error.issues.flatMap((i) =>
+      i.code === 'unrecognized_keys'
+        ? i.keys.map((k) => ({ path: [...i.path, k].join('.'), message: 'unknown key' }))
+        : [{ path: i.path.join('.') || '(root)', message: i.message }],
+    );
+    throw new DialplanError(file, issues);
+  }
+  const names = new Set<string>();
+  const dupes = result.data.rules.filter((r) => (names.has(r.name) ? true : (names.add(r.name), false)));
+  if (dupes.length > 0) throw new DialplanError(file, dupes.map((r) => ({ path: 'rules', message: `duplicate rule name "${r.name}"` })));
+  return result.data.rules.map((r, i) => compileRule(r, `${file}#${i}`));
+}
+
+/** The rules of every dialplan file, in order; the first rule that matches decides. */
+export class Dialplan {
+  constructor(
+    readonly rules: readonly CompiledRule[],
+    private readonly noMatchStatus = 404,
+  ) {}
+
+  decide(facts: InviteFacts): Decision {
+    for (const r of this.rules) if (r.matches(facts)) return { kind: 'rule', rule: r.rule, origin: r.origin };
+    return { kind: 'no-match', status: this.noMatchStatus, reason: this.noMatchStatus === 404 ? 'Not Found' : 'No Matching Dialplan Rule' };
+  }
+}
