@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
 import type { CodecName } from '../audio/codec.js';
 import type { MediaSink, PartyRtpStats } from './rtp/party-stream.js';
-import { payloadFormat, payloadMapFromSdp, SdpError, STATIC_PAYLOAD_TYPES } from './rtp/payload-map.js';
+import { payloadMapFromSdp, SdpError } from './rtp/payload-map.js';
+import { answerSdp, chooseCodec, offeredPayloadTypes } from './sdp.js';
 import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
 
 /** The part of the rtpengine client a fork needs (ng key names as rtpengine spells them). */
@@ -39,9 +40,6 @@ export interface MediaFork {
   close(): Promise<void>;
 }
 
-const PASSED = new Set(['telephone-event', 'cn']);
-/** Preference when the offer lists several codecs the gateway decodes: wideband first. */
-const PREFERENCE: CodecName[] = ['opus', 'PCMA', 'PCMU'];
 
 /**
  * Forks one party's media out of rtpengine to a gateway socket: `subscribe request` for that
@@ -82,7 +80,7 @@ export class MediaForker {
       await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag }).catch(() => undefined);
       throw new SdpError(`rtpengine offered no codec the gateway decodes for ${req.label} (m=audio ${offer.payloads})`);
     }
-    const answer = answerSdp(offer, chosen.payloadType, port.address, port.port);
+    const answer = answerSdp(offer, chosen.payloadType, port.address, port.port, 'recvonly');
     const answerMap = payloadMapFromSdp(answer);
     port.stream.setPayloadMap(answerMap);
     // rtpengine 10.5 refuses an answer that drops any offered codec unless transcoding is allowed.
@@ -133,58 +131,4 @@ export class MediaForker {
 
 function newTag(label: string): string {
   return `wl-${label}-${randomBytes(4).toString('hex')}`;
-}
-
-function offeredPayloadTypes(media: MediaDescription): number[] {
-  return String(media.payloads ?? '')
-    .split(/\s+/)
-    .filter((p) => p !== '')
-    .map(Number);
-}
-
-function encodingOf(media: MediaDescription, pt: number): { name: string; rate: number; channels: number } | undefined {
-  const r = media.rtp.find((x) => x.payload === pt);
-  if (r) return { name: r.codec, rate: r.rate ?? 8000, channels: Number(r.encoding ?? 1) };
-  const fixed = STATIC_PAYLOAD_TYPES.get(pt);
-  if (!fixed) return undefined;
-  const name = fixed.kind === 'audio' ? fixed.codec : fixed.kind === 'comfort-noise' ? 'CN' : fixed.kind === 'unsupported' ? fixed.encodingName : 'telephone-event';
-  return { name, rate: fixed.clockRate, channels: 1 };
-}
-
-function chooseCodec(media: MediaDescription, wanted: string | undefined): { payloadType: number; codec: CodecName } | undefined {
-  const candidates: { payloadType: number; codec: CodecName }[] = [];
-  for (const pt of offeredPayloadTypes(media)) {
-    const enc = encodingOf(media, pt);
-    if (!enc) continue;
-    const f = payloadFormat(enc.name, enc.rate, enc.channels);
-    if (f.kind === 'audio') candidates.push({ payloadType: pt, codec: f.codec });
-  }
-  if (wanted) return candidates.find((c) => c.codec.toLowerCase() === wanted.toLowerCase());
-  candidates.sort((a, b) => PREFERENCE.indexOf(a.codec) - PREFERENCE.indexOf(b.codec));
-  return candidates[0];
-}
-
-/**
- * The gateway's recvonly answer: the chosen codec plus telephone-event and CN, with rtpengine's
- * own payload type numbers (answering with other numbers makes it fall back, see notes).
- */
-function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number): string {
-  const pts = offeredPayloadTypes(offer).filter((pt) => {
-    if (pt === codecPt) return true;
-    const enc = encodingOf(offer, pt);
-    return enc !== undefined && PASSED.has(enc.name.toLowerCase());
-  });
-  const family = address.includes(':') ? 'IP6' : 'IP4';
-  const id = Date.now();
-  const lines = ['v=0', `o=whisperline ${id} ${id} IN ${family} ${address}`, 's=whisperline fork', `c=IN ${family} ${address}`, 't=0 0'];
-  lines.push(`m=audio ${port} RTP/AVP ${pts.join(' ')}`);
-  for (const pt of pts) {
-    const enc = encodingOf(offer, pt)!;
-    lines.push(`a=rtpmap:${pt} ${enc.name}/${enc.rate}${enc.channels > 1 ? `/${enc.channels}` : ''}`);
-    const fmtp = offer.fmtp.find((f) => f.payload === pt);
-    if (fmtp) lines.push(`a=fmtp:${pt} ${fmtp.config}`);
-  }
-  if (offer.ptime) lines.push(`a=ptime:${offer.ptime}`);
-  lines.push('a=recvonly', 'a=rtcp-mux');
-  return lines.join('\r\n') + '\r\n';
 }

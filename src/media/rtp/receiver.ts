@@ -35,6 +35,7 @@ export class RtpReceiver {
   private readonly open = new Set<RtpPartyPort>();
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  private sinks = 0;
 
   constructor(private readonly options: RtpReceiverOptions) {
     this.pool = new RtpPortPool(options.bindAddress, options.portMin, options.portMax);
@@ -74,6 +75,38 @@ export class RtpReceiver {
     this.open.add(party);
     this.startTimer();
     return party;
+  }
+
+  /**
+   * A socket from the same range that takes a call leg's media and drops it: the gateway's own
+   * end of a call it answers (rtpengine needs an answerer; what the caller says reaches the
+   * gateway through the caller's fork). Counts what arrives. `close()` is idempotent.
+   */
+  async openSink(): Promise<{ readonly address: string; readonly port: number; readonly packets: () => number; close(): void }> {
+    if (this.closed) throw new Error('RtpReceiver is closed');
+    const { socket, port } = await this.pool.bind();
+    let packets = 0;
+    socket.on('message', () => void packets++);
+    socket.on('error', () => undefined);
+    let done = false;
+    this.sinks++;
+    return {
+      address: this.options.bindAddress,
+      port,
+      packets: () => packets,
+      close: () => {
+        if (done) return;
+        done = true;
+        this.sinks--;
+        closeSocket(socket);
+        this.pool.release(port);
+      },
+    };
+  }
+
+  /** Sockets held by sinks (for leak checks). */
+  get openSinks(): number {
+    return this.sinks;
   }
 
   /** Closes every party's socket. Idempotent. */

@@ -1,0 +1,261 @@
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { parse as parseSdp } from 'sdp-transform';
+import type { SpeechRecognizer } from '../asr/recognizer.js';
+import { PartyAudio } from '../audio/party-audio.js';
+import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { MediaForker, MediaFork } from '../media/fork.js';
+import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
+import type { RtpReceiver } from '../media/rtp/receiver.js';
+import type { RtpengineClient } from '../media/rtpengine/client.js';
+import { answerSdp, chooseCodec, offeredPayloadTypes } from '../media/sdp.js';
+import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
+import type { DialplanRule } from '../sip/dialplan.js';
+import type { BatchedVad } from '../vad/batched-vad.js';
+import type { CallEndReason, CallEvent, CallParty } from './events.js';
+import type { InboundLeg, OutboundDialer, OutboundLeg } from './signalling.js';
+
+export interface CallSessionDeps {
+  readonly inbound: InboundLeg;
+  readonly rule: DialplanRule;
+  readonly rtpengine: RtpengineClient;
+  readonly receiver: RtpReceiver;
+  readonly forker: MediaForker;
+  readonly vad: BatchedVad;
+  readonly recognizer: SpeechRecognizer;
+  readonly vadConfig: VadConfig;
+  readonly transcripts: TranscriptsConfig;
+  readonly logger: Logger;
+  readonly onEvent: (event: CallEvent) => void;
+  /** Needed for `bridge` rules. */
+  readonly dialer?: OutboundDialer;
+}
+
+/** A call's state; each variant names what the call holds at that point. */
+export type CallState =
+  | { readonly name: 'new' }
+  | { readonly name: 'anchoring' }
+  | { readonly name: 'active'; readonly answeredAt: number }
+  | { readonly name: 'closing'; readonly reason: CallEndReason }
+  | { readonly name: 'closed'; readonly reason: CallEndReason; readonly durationMs: number };
+
+/** rtpengine options for plain RTP between SIP endpoints on either side. */
+const ANCHOR = { replace: ['origin', 'session-connection'], ICE: 'remove', 'transport-protocol': 'RTP/AVP' } as const;
+
+class CallClosedError extends Error {}
+
+/**
+ * One call: its dialog(s), its rtpengine call, one fork and one pipeline party per transcribed
+ * party, and the local media sink when the gateway itself answers. Every resource is registered
+ * for release as it is acquired, and every ending (BYE from either side, CANCEL, a failure at any
+ * step, shutdown) goes through the one idempotent `close(reason)`, which always deletes the
+ * rtpengine call and emits the last finals before `call.ended`.
+ */
+export class CallSession {
+  readonly callId: string;
+  private stateValue: CallState = { name: 'new' };
+  private readonly log: Logger;
+  private readonly cleanups: { what: string; run: () => Promise<void> | void }[] = [];
+  private pipeline: CallPipeline | undefined;
+  private readonly forks = new Map<string, MediaFork>();
+  private readonly parties = new Map<string, { input: PartyInput; audio: PartyAudio }>();
+  private outbound: OutboundLeg | undefined;
+  private answered = false;
+  private answeredAtPerf = 0;
+  private closing: Promise<void> | undefined;
+  private readonly localTag = `wl-${randomBytes(4).toString('hex')}`;
+  private resolveEnded!: (reason: CallEndReason) => void;
+  /** Settles once the call is closed and every resource released. */
+  readonly ended: Promise<CallEndReason> = new Promise((resolve) => (this.resolveEnded = resolve));
+
+  constructor(private readonly deps: CallSessionDeps) {
+    this.callId = deps.inbound.callId;
+    this.log = deps.logger.child({ callId: this.callId, rule: deps.rule.name });
+  }
+
+  get state(): CallState {
+    return this.stateValue;
+  }
+
+  /** Anchors the media, answers, forks and starts transcription. Rejects if the call ended meanwhile. */
+  async start(): Promise<void> {
+    if (this.stateValue.name !== 'new') throw new Error(`call ${this.callId} already started`);
+    const { inbound, rtpengine, rule } = this.deps;
+    this.stateValue = { name: 'anchoring' };
+    try {
+      // Registered before the offer is sent: a call rtpengine has seen is always deleted.
+      this.cleanups.push({ what: 'rtpengine delete', run: () => rtpengine.delete({ 'call-id': this.callId }).then(() => undefined) });
+      const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, sdp: inbound.offer, ...ANCHOR });
+      this.checkOpen();
+      const calleeTag = rule.action === 'bridge' ? await this.dialOut(offer.sdp!) : await this.answerLocally(offer.sdp!);
+      this.checkOpen();
+      const toCaller = this.outbound
+        ? await rtpengine.answer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, 'to-tag': calleeTag, sdp: this.outbound.answer, ...ANCHOR })
+        : this.localAnswer!;
+      this.checkOpen();
+      await inbound.answer(toCaller.sdp!);
+      this.answered = true;
+      this.answeredAtPerf = performance.now();
+      this.stateValue = { name: 'active', answeredAt: Date.now() };
+      this.checkOpen();
+      await this.startTranscription(calleeTag);
+      this.checkOpen();
+    } catch (err) {
+      if (err instanceof CallClosedError) {
+        await this.closing;
+        throw new Error(`call ${this.callId} ended while starting (${this.endReason()})`);
+      }
+      this.log.error({ err }, 'call set-up failed');
+      await this.close('failed');
+      throw err;
+    }
+  }
+
+  /** A BYE arrived from one side. */
+  remoteBye(side: 'caller' | 'callee'): Promise<void> {
+    return this.close(side === 'caller' ? 'bye-caller' : 'bye-callee');
+  }
+
+  /** CANCEL before the call was answered. */
+  cancel(): Promise<void> {
+    return this.close('cancel');
+  }
+
+  /**
+   * Ends the call for `reason` and releases everything. Idempotent: every ending path calls it,
+   * later calls get the same promise.
+   */
+  close(reason: CallEndReason): Promise<void> {
+    return (this.closing ??= this.doClose(reason));
+  }
+
+  private endReason(): string {
+    const s = this.stateValue;
+    return s.name === 'closing' || s.name === 'closed' ? s.reason : 'unknown';
+  }
+
+  private checkOpen(): void {
+    if (this.closing) throw new CallClosedError();
+  }
+
+  /** `answer` rules: the gateway is the callee; its leg is a sink socket (it hears the caller through the fork). */
+  private localAnswer: { sdp?: string } | undefined;
+
+  private async answerLocally(offerSdp: string): Promise<string> {
+    const sink = await this.deps.receiver.openSink();
+    this.cleanups.push({ what: 'media sink', run: () => sink.close() });
+    const media = parseSdp(offerSdp).media.find((m) => m.type === 'audio');
+    if (!media) throw new Error('rtpengine offer has no audio');
+    const pt = chooseCodec(media, undefined)?.payloadType ?? offeredPayloadTypes(media)[0]!;
+    const sdp = answerSdp(media, pt, sink.address, sink.port, 'sendrecv');
+    this.localAnswer = await this.deps.rtpengine.answer({
+      'call-id': this.callId,
+      'from-tag': this.deps.inbound.fromTag,
+      'to-tag': this.localTag,
+      sdp,
+      ...ANCHOR,
+    });
+    return this.localTag;
+  }
+
+  private async dialOut(offerSdp: string): Promise<string> {
+    const { dialer, rule, inbound } = this.deps;
+    if (!dialer || !rule.target) throw new Error(`bridge rule ${rule.name} has no dialer or target`);
+    const leg = await dialer.dial(rule.target, offerSdp, inbound);
+    this.outbound = leg;
+    return leg.toTag;
+  }
+
+  private partyPlan(): CallParty[] {
+    const { rule } = this.deps;
+    const defaults = rule.action === 'bridge' ? ['caller', 'callee'] : ['caller'];
+    const planned = rule.parties ?? Object.fromEntries(defaults.map((p) => [p, { transcribe: true }]));
+    return Object.entries(planned)
+      .filter(([name, p]) => p.transcribe && (name === 'caller' || (name === 'callee' && rule.action === 'bridge')))
+      .map(([name, p]) => ({ name, ...(p.label ? { label: p.label } : {}) }));
+  }
+
+  private async startTranscription(calleeTag: string): Promise<void> {
+    const { deps } = this;
+    const parties = this.partyPlan();
+    const pipeline = new CallPipeline({
+      callId: this.callId,
+      vad: deps.vad,
+      recognizer: deps.recognizer,
+      vadConfig: deps.vadConfig,
+      transcripts: {
+        ...deps.transcripts,
+        ...(deps.rule.language ? { language: deps.rule.language } : {}),
+        ...(deps.rule.partials !== undefined ? { partials: deps.rule.partials } : {}),
+        ...(deps.rule.translate !== undefined ? { translate: deps.rule.translate } : {}),
+      },
+      logger: this.log,
+      onEvent: (e) => deps.onEvent(e),
+    });
+    this.pipeline = pipeline;
+    deps.onEvent({ kind: 'call.started', callId: this.callId, seq: pipeline.seq.next(), rule: deps.rule.name, labels: deps.rule.labels, parties });
+    for (const party of parties) {
+      const plan = deps.rule.parties?.[party.name];
+      const input = pipeline.addParty(party.name, {
+        ...(plan?.language ? { language: plan.language } : {}),
+        ...(plan?.translate !== undefined ? { translate: plan.translate } : {}),
+      });
+      const audio = new PartyAudio(party.name, (frame) => input.push(frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
+      this.parties.set(party.name, { input, audio });
+      const fork = await deps.forker.fork(
+        { callId: this.callId, fromTag: party.name === 'caller' ? deps.inbound.fromTag : calleeTag, label: party.name },
+        this.mediaSink(party.name, audio),
+      );
+      this.forks.set(party.name, fork);
+      this.checkOpen();
+    }
+  }
+
+  private mediaSink(party: string, audio: PartyAudio): MediaSink {
+    return {
+      audio: (format, ts, payload, lost, arrival) => audio.audio(format, ts, payload, lost, arrival),
+      comfortNoise: (level) => audio.comfortNoise(level),
+      streamChange: (ssrc, arrival) => audio.streamChange(ssrc, arrival),
+      dtmf: (e) => {
+        this.log.info({ party, digit: e.digit, durationMs: e.durationMs }, 'dtmf');
+        this.deps.onEvent({ kind: 'dtmf', callId: this.callId, seq: this.pipeline!.seq.next(), party, digit: e.digit, durationMs: e.durationMs, endLost: e.endLost });
+      },
+      end: () => audio.end(),
+    };
+  }
+
+  private async doClose(reason: CallEndReason): Promise<void> {
+    const wasAnswered = this.answered;
+    this.stateValue = { name: 'closing', reason };
+    this.log.info({ reason }, 'call ending');
+    const step = async (what: string, run: () => Promise<unknown> | unknown): Promise<void> => {
+      try {
+        await run();
+      } catch (err) {
+        this.log.warn({ err, step: what }, 'call clean-up step failed');
+      }
+    };
+    // Signalling first, so the far ends stop sending and stop waiting.
+    if (!wasAnswered && reason !== 'cancel') {
+      await step('reject', () => this.deps.inbound.reject(reason === 'shutdown' ? 503 : 500, reason === 'shutdown' ? 'Service Unavailable' : 'Server Internal Error'));
+    }
+    if (wasAnswered && reason !== 'bye-caller') await step('bye caller', () => this.deps.inbound.bye());
+    if (this.outbound && reason !== 'bye-callee') await step('bye callee', () => this.outbound!.bye());
+    // Forks end (their last frames reach the pipeline), then the pipeline emits its last finals.
+    const stats: Record<string, PartyRtpStats> = {};
+    for (const [party, fork] of this.forks) {
+      stats[party] = fork.stats();
+      await step(`unsubscribe ${party}`, () => fork.close());
+    }
+    if (this.pipeline) await step('pipeline end', () => this.pipeline!.end(reason));
+    for (const c of this.cleanups.splice(0).reverse()) await step(c.what, c.run);
+    const durationMs = wasAnswered ? Math.round(performance.now() - this.answeredAtPerf) : 0;
+    this.stateValue = { name: 'closed', reason, durationMs };
+    if (this.pipeline) {
+      this.deps.onEvent({ kind: 'call.ended', callId: this.callId, seq: this.pipeline.seq.next(), reason, durationMs, parties: stats });
+    }
+    this.log.info({ reason, durationMs }, 'call ended');
+    this.resolveEnded(reason);
+  }
+}

@@ -1,0 +1,47 @@
+import type { DtmfEvent } from '../media/rtp/dtmf.js';
+import type { PartyRtpStats } from '../media/rtp/party-stream.js';
+import type { PipelineEvent } from '../transcripts/events.js';
+
+/** Why a call ended. */
+export type CallEndReason =
+  | 'bye-caller'
+  | 'bye-callee'
+  | 'cancel'
+  | 'hangup'
+  | 'shutdown'
+  | 'failed'
+  | 'rejected';
+
+export interface CallParty {
+  /** `caller`, `callee`, or a SIPREC participant. */
+  readonly name: string;
+  readonly label?: string;
+}
+
+export interface CallStartedEvent {
+  readonly kind: 'call.started';
+  readonly callId: string;
+  readonly seq: number;
+  readonly rule: string;
+  readonly labels: readonly string[];
+  readonly parties: readonly CallParty[];
+}
+
+export interface CallEndedEvent {
+  readonly kind: 'call.ended';
+  readonly callId: string;
+  readonly seq: number;
+  readonly reason: CallEndReason;
+  readonly durationMs: number;
+  readonly parties: Readonly<Record<string, PartyRtpStats>>;
+}
+
+export interface CallDtmfEvent extends Omit<DtmfEvent, 'timestamp'> {
+  readonly kind: 'dtmf';
+  readonly callId: string;
+  readonly seq: number;
+  readonly party: string;
+}
+
+/** Everything a call publishes, in `seq` order: the feeds' single event path. */
+export type CallEvent = CallStartedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent;

@@ -1,0 +1,33 @@
+/**
+ * What a call session needs of SIP, and nothing more: the SIP edge (drachtio-srf) implements
+ * these for real dialogs; tests implement them with synthetic endpoints. Keeping SIP behind this
+ * port is what lets every ending path of a call be tested against a real rtpengine without a
+ * SIP server.
+ */
+export interface InboundLeg {
+  /** SIP Call-ID; also the rtpengine call-id. */
+  readonly callId: string;
+  readonly fromTag: string;
+  /** The INVITE's SDP offer. */
+  readonly offer: string;
+  /** Sends 200 OK with `sdp`. */
+  answer(sdp: string): Promise<void>;
+  /** Sends a final error response (only before `answer`). */
+  reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void>;
+  /** Sends BYE (only after `answer`). */
+  bye(): Promise<void>;
+}
+
+/** The B2BUA's second leg, towards a bridge rule's target. */
+export interface OutboundLeg {
+  /** Tag of the far end (its To-tag): the callee's party tag in rtpengine. */
+  readonly toTag: string;
+  /** The far end's SDP answer. */
+  readonly answer: string;
+  bye(): Promise<void>;
+}
+
+export interface OutboundDialer {
+  /** Places the outbound INVITE with `offer` (rtpengine's SDP) and resolves on its 200 OK. */
+  dial(target: string, offer: string, inbound: InboundLeg): Promise<OutboundLeg>;
+}

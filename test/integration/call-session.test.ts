@@ -1,0 +1,249 @@
+/**
+ * CallSession against a real rtpengine, real VAD and real whisper.cpp (tiny model), with
+ * synthetic RTP endpoints standing in for both SIP parties and fake SIP legs driving the session
+ * through its signalling port (drachtio is not needed for what is tested here). Every ending path
+ * must leave rtpengine with no session and the gateway with no socket.
+ */
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WhisperEngine } from '../../src/asr/engine.js';
+import { CallRegistry } from '../../src/call/registry.js';
+import { CallSession } from '../../src/call/call-session.js';
+import type { CallEvent } from '../../src/call/events.js';
+import type { InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import { encodeUlawBuffer } from '../../src/audio/g711.js';
+import { Resampler } from '../../src/audio/resampler.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { MediaForker } from '../../src/media/fork.js';
+import { RtpengineClient } from '../../src/media/rtpengine/client.js';
+import { RtpReceiver } from '../../src/media/rtp/receiver.js';
+import type { DialplanRule } from '../../src/sip/dialplan.js';
+import { BatchedVad } from '../../src/vad/batched-vad.js';
+import { RtpEndpoint } from '../support/rtp-endpoint.js';
+import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
+import { speechFixture } from '../support/speech.js';
+import { ensureTestWhisper } from '../support/whisper.js';
+
+const log = pino({ level: 'silent' });
+let config: Config;
+let rtpe: TestRtpengine;
+let ports: ReturnType<typeof rtpPortRange>;
+let client: RtpengineClient;
+let receiver: RtpReceiver;
+let forker: MediaForker;
+let vad: BatchedVad;
+let engine: WhisperEngine;
+let speechPcmu: Uint8Array[];
+
+beforeAll(async () => {
+  const whisper = await ensureTestWhisper();
+  config = loadConfig({ env: {} });
+  config.transcripts.noSpeechThreshold = 1; // random weights: let every decode through
+  config.transcripts.silencePhrases = [];
+  config.transcripts.partials = false;
+  ports = rtpPortRange();
+  rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
+  client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort });
+  receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
+  forker = new MediaForker(client, receiver, 'PCMU');
+  vad = await BatchedVad.create(config.vad);
+  vad.start();
+  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, log);
+  const speech = await speechFixture({ sentences: ['I would like to check my balance.'], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
+  const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
+  speechPcmu = [];
+  for (let i = 0; i + 160 <= pcm8k.length; i += 160) speechPcmu.push(encodeUlawBuffer(pcm8k.subarray(i, i + 160)));
+}, 300_000);
+
+afterAll(async () => {
+  vad?.stop();
+  await engine?.close();
+  await vad?.close();
+  receiver?.close();
+  await client?.close();
+  await rtpe?.stop();
+  ports?.release();
+});
+
+/** The caller's SIP leg as the session sees it (a fake: no SIP stack here). */
+class FakeInboundLeg implements InboundLeg {
+  readonly fromTag = 'caller-tag';
+  readonly offer: string;
+  answered: string | undefined;
+  rejected: { status: number; reason?: string } | undefined;
+  byes = 0;
+  gate: Promise<void> = Promise.resolve();
+  failAnswer = false;
+
+  constructor(
+    readonly callId: string,
+    readonly endpoint: RtpEndpoint,
+  ) {
+    this.offer = endpoint.sdp();
+  }
+
+  async answer(sdp: string): Promise<void> {
+    await this.gate;
+    if (this.failAnswer) throw new Error('no ACK');
+    this.answered = sdp;
+  }
+
+  async reject(status: number, reason?: string): Promise<void> {
+    this.rejected = { status, ...(reason ? { reason } : {}) };
+  }
+
+  async bye(): Promise<void> {
+    this.byes++;
+  }
+}
+
+/** The B2BUA's outbound leg: a synthetic callee that answers at once. */
+class FakeDialer implements OutboundDialer {
+  callee: RtpEndpoint | undefined;
+  offer: string | undefined;
+  byes = 0;
+
+  async dial(_target: string, offer: string): Promise<OutboundLeg> {
+    this.callee = await new RtpEndpoint('PCMU').open();
+    this.offer = offer;
+    return { toTag: 'callee-tag', answer: this.callee.sdp(2), bye: async () => void this.byes++ };
+  }
+}
+
+const answerRule: DialplanRule = { name: 'line', match: { kind: 'any' }, action: 'answer', labels: ['test'], parties: { caller: { label: 'customer', transcribe: true } } };
+const bridgeRule: DialplanRule = { name: 'agents', match: { kind: 'any' }, action: 'bridge', target: 'sip:agents@127.0.0.1', labels: [] };
+
+async function newCall(rule: DialplanRule, dialer?: OutboundDialer): Promise<{ session: CallSession; leg: FakeInboundLeg; events: CallEvent[]; caller: RtpEndpoint }> {
+  const caller = await new RtpEndpoint('PCMU').open();
+  const leg = new FakeInboundLeg(`call-${Math.random().toString(36).slice(2)}`, caller);
+  const events: CallEvent[] = [];
+  const session = new CallSession({
+    inbound: leg,
+    rule,
+    rtpengine: client,
+    receiver,
+    forker,
+    vad,
+    recognizer: engine,
+    vadConfig: config.vad,
+    transcripts: config.transcripts,
+    logger: log,
+    onEvent: (e) => events.push(e),
+    ...(dialer ? { dialer } : {}),
+  });
+  return { session, leg, events, caller };
+}
+
+async function expectReleased(): Promise<void> {
+  expect(await rtpe.numSessions()).toBe(0);
+  expect(receiver.openPorts).toBe(0);
+  expect(receiver.openSinks).toBe(0);
+}
+
+const finalsOf = (events: CallEvent[], party: string): CallEvent[] => events.filter((e) => e.kind === 'final' && 'party' in e && e.party === party);
+
+describe('CallSession against a real rtpengine', () => {
+  it('answers a call, transcribes the caller, and ends cleanly on the caller\'s BYE', async () => {
+    const { session, leg, events, caller } = await newCall(answerRule);
+    await session.start();
+    expect(session.state.name).toBe('active');
+    expect(leg.answered).toContain('m=audio');
+    await caller.send(leg.answered!, speechPcmu);
+    await session.remoteBye('caller');
+    caller.close();
+    const kinds = events.map((e) => e.kind);
+    expect(kinds[0]).toBe('call.started');
+    expect(events[0]).toMatchObject({ rule: 'line', labels: ['test'], parties: [{ name: 'caller', label: 'customer' }] });
+    expect(finalsOf(events, 'caller').length).toBeGreaterThanOrEqual(1);
+    expect(kinds.slice(-2)).toEqual(['ended', 'call.ended']);
+    const ended = events.at(-1)!;
+    expect(ended).toMatchObject({ reason: 'bye-caller' });
+    expect((ended as { parties: Record<string, { packets: number }> }).parties.caller!.packets).toBeGreaterThan(50);
+    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(leg.byes).toBe(0);
+    expect(session.state).toMatchObject({ name: 'closed', reason: 'bye-caller' });
+    await expectReleased();
+  }, 60_000);
+
+  it('bridges to a callee, transcribes both parties, and hangs up the caller when the callee says BYE', async () => {
+    const dialer = new FakeDialer();
+    const { session, leg, events, caller } = await newCall(bridgeRule, dialer);
+    await session.start();
+    await Promise.all([caller.send(leg.answered!, speechPcmu), dialer.callee!.send(dialer.offer!, speechPcmu)]);
+    // Each endpoint heard the other through rtpengine.
+    expect(caller.received.length).toBeGreaterThan(50);
+    expect(dialer.callee!.received.length).toBeGreaterThan(50);
+    await session.remoteBye('callee');
+    caller.close();
+    dialer.callee!.close();
+    expect(finalsOf(events, 'caller').length).toBeGreaterThanOrEqual(1);
+    expect(finalsOf(events, 'callee').length).toBeGreaterThanOrEqual(1);
+    expect(leg.byes).toBe(1);
+    expect(dialer.byes).toBe(0);
+    expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-callee' });
+    await expectReleased();
+  }, 60_000);
+
+  it('CANCEL before the answer: nothing is answered, nothing is left behind', async () => {
+    const { session, leg, events, caller } = await newCall(answerRule);
+    let release!: () => void;
+    leg.gate = new Promise((r) => (release = r));
+    const starting = session.start();
+    while (session.state.name === 'new') await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50)); // the offer and the local answer are in rtpengine
+    const cancelled = session.cancel();
+    release();
+    await expect(starting).rejects.toThrow(/ended while starting \(cancel\)/);
+    await cancelled;
+    caller.close();
+    expect(leg.rejected).toBeUndefined(); // the SIP stack answers CANCEL with 487 itself
+    expect(events).toEqual([]);
+    await expectReleased();
+  });
+
+  it('a failure after the offer but before the 200 OK rejects the INVITE and releases everything', async () => {
+    const { session, leg, caller } = await newCall(answerRule);
+    leg.failAnswer = true;
+    await expect(session.start()).rejects.toThrow('no ACK');
+    caller.close();
+    expect(leg.rejected).toEqual({ status: 500, reason: 'Server Internal Error' });
+    expect(session.state).toMatchObject({ name: 'closed', reason: 'failed' });
+    await expectReleased();
+  });
+
+  it('a bridge whose callee cannot be reached fails the call cleanly', async () => {
+    const failing: OutboundDialer = { dial: async () => Promise.reject(new Error('486 Busy Here')) };
+    const { session, leg, caller } = await newCall(bridgeRule, failing);
+    await expect(session.start()).rejects.toThrow('486 Busy Here');
+    caller.close();
+    expect(leg.rejected?.status).toBe(500);
+    await expectReleased();
+  });
+
+  it('shutdown drain: new calls get 503, live calls are ended after the grace period', async () => {
+    const registry = new CallRegistry({ maxCalls: 10, logger: log });
+    const { session, leg, events, caller } = await newCall(answerRule);
+    expect(registry.admit()).toEqual({ ok: true });
+    registry.add(session);
+    await session.start();
+    const draining = registry.drain(100);
+    expect(registry.admit()).toMatchObject({ ok: false, status: 503, reason: 'Shutting Down' });
+    await draining;
+    caller.close();
+    expect(registry.size).toBe(0);
+    expect(leg.byes).toBe(1);
+    expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'shutdown' });
+    await expectReleased();
+  });
+
+  it('refuses calls beyond maxCalls with 503', async () => {
+    const registry = new CallRegistry({ maxCalls: 1, logger: log });
+    const { session } = await newCall(answerRule);
+    registry.add(session);
+    expect(registry.admit()).toMatchObject({ ok: false, status: 503, reason: 'Too Many Calls', retryAfterSec: 5 });
+    await session.close('hangup');
+    await session.ended;
+    expect(registry.admit()).toEqual({ ok: true });
+  });
+});
