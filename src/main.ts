@@ -4,7 +4,13 @@ import type { SpeechRecognizer } from './asr/recognizer.js';
 import { ensureWhisperServer } from './asr/whisper-build.js';
 import type { AsrConfig, Config } from './config/schema.js';
 import { BatchedVad } from './vad/batched-vad.js';
+import { EventEmitter } from 'node:events';
+import { CallSession } from './call/call-session.js';
+import type { CallEvent } from './call/events.js';
+import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
+import { SipApp } from './sip/app.js';
+import { DialplanStore } from './sip/dialplan-store.js';
 import type { Logger } from './log.js';
 import { MediaForker } from './media/fork.js';
 import { RtpengineClient } from './media/rtpengine/client.js';
@@ -80,6 +86,10 @@ export interface Gateway {
   readonly receiver: RtpReceiver;
   readonly forker: MediaForker;
   readonly speech: SpeechRuntime;
+  readonly sip: SipApp;
+  readonly registry: CallRegistry;
+  /** Every call's events (call.started, transcripts, dtmf, call.ended) in per-call seq order. */
+  readonly events: EventEmitter<{ event: [CallEvent] }>;
   /** Stops everything in reverse order of start-up. Idempotent. */
   close(): Promise<void>;
 }
@@ -136,6 +146,34 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const forker = new MediaForker(rtpengine, receiver, config.media.forkCodec);
     const speech = await startSpeech(config, log);
     cleanups.push(() => speech.close());
+    const dialplans = await DialplanStore.open(config.sip.dialplans, { noMatchStatus: config.sip.noMatchStatus, logger: log });
+    cleanups.push(() => dialplans.close());
+    const registry = new CallRegistry({ maxCalls: config.sip.maxCalls, logger: log });
+    const events = new EventEmitter<{ event: [CallEvent] }>();
+    const sip = new SipApp({
+      config: config.sip,
+      dialplans,
+      registry,
+      logger: log,
+      createSession: (inbound, rule, dialer) =>
+        new CallSession({
+          inbound,
+          rule,
+          dialer,
+          rtpengine,
+          receiver,
+          forker,
+          vad: speech.vad,
+          recognizer: speech.recognizer,
+          vadConfig: config.vad,
+          transcripts: config.transcripts,
+          logger: log,
+          onEvent: (e) => events.emit('event', e),
+        }),
+    });
+    sip.start();
+    // Registered last so it runs first: calls drain while media and speech are still up.
+    cleanups.push(() => sip.stop());
     log.info(
       { rtpengine: `${config.rtpengine.host}:${config.rtpengine.port}`, rtpPorts: `${config.media.portMin}-${config.media.portMax}` },
       'gateway ready',
@@ -147,6 +185,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       receiver,
       forker,
       speech,
+      sip,
+      registry,
+      events,
       close: () => (closing ??= releaseAll().then(() => log.info('gateway stopped'))),
     };
   } catch (err) {

@@ -94,8 +94,15 @@ export const TranscriptsConfigSchema = z
 
 export const SipConfigSchema = z
   .object({
+    mode: z.enum(['inbound', 'outbound']),
+    drachtioHost: host,
+    drachtioPort: port,
+    drachtioSecret: z.string().min(1),
+    listenPort: port,
     dialplans: z.string().min(1),
     noMatchStatus: z.number().int().min(400).max(699),
+    maxCalls: z.number().int().min(1).max(100_000),
+    drainGraceMs: z.number().int().min(0).max(3_600_000),
   })
   .strict();
 

@@ -1,0 +1,203 @@
+import Srf from 'drachtio-srf';
+import { parse as parseSdp } from 'sdp-transform';
+import type { CallSession } from '../call/call-session.js';
+import type { CallRegistry } from '../call/registry.js';
+import type { InboundLeg, OutboundDialer, OutboundLeg } from '../call/signalling.js';
+import type { SipConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { DialplanRule, InviteFacts } from './dialplan.js';
+import type { DialplanStore } from './dialplan-store.js';
+
+export type SipConnectionState = 'connecting' | 'connected' | 'disconnected';
+
+export interface SipAppDeps {
+  readonly config: SipConfig;
+  readonly dialplans: DialplanStore;
+  readonly registry: CallRegistry;
+  /** Builds the session of an admitted call (the composition root supplies media and speech). */
+  readonly createSession: (inbound: InboundLeg, rule: DialplanRule, dialer: OutboundDialer) => CallSession;
+  readonly logger: Logger;
+}
+
+/** The parts of drachtio-srf's objects used here (its bundled typings are partly wrong). */
+type Req = Srf.SrfRequest;
+type Res = Srf.SrfResponse;
+
+/**
+ * The SIP edge: a drachtio-srf application. It turns INVITEs into call sessions through the
+ * dialplan, answers OPTIONS, and maps refusals to SIP statuses: 503 + Retry-After when full or
+ * draining, the dialplan's status when no rule matches or a rule rejects, 488 when the offer has
+ * no usable audio. Everything after admission is the CallSession's.
+ */
+export class SipApp {
+  private readonly srf = new Srf();
+  private stateValue: SipConnectionState = 'connecting';
+  private readonly log: Logger;
+
+  constructor(private readonly deps: SipAppDeps) {
+    this.log = deps.logger.child({ component: 'sip' });
+  }
+
+  get connection(): SipConnectionState {
+    return this.stateValue;
+  }
+
+  /** Connects to drachtio-server (inbound mode, reconnecting by itself) or listens for it (outbound). */
+  start(): void {
+    const { config } = this.deps;
+    const srf = this.srf;
+    srf.on('connect', (err, hostport) => {
+      if (err) return;
+      this.stateValue = 'connected';
+      this.log.info({ hostport }, 'connected to drachtio-server');
+    });
+    srf.on('disconnect', () => {
+      this.stateValue = 'disconnected';
+      this.log.warn('disconnected from drachtio-server; reconnecting');
+    });
+    srf.on('error', (err) => this.log.warn({ err: err.message }, 'drachtio connection error'));
+    // OPTIONS pings (from SBCs and drachtio itself) are answered while the gateway is up.
+    srf.use('options', (_req: Req, res: Res) => res.send(200));
+    srf.invite((req: Req, res: Res) => void this.onInvite(req, res));
+    if (config.mode === 'inbound') {
+      // drachtio-srf's connect() returns the app (not a promise) and retries on its own.
+      srf.connect({ host: config.drachtioHost, port: config.drachtioPort, secret: config.drachtioSecret });
+    } else {
+      void srf.listen({ port: config.listenPort, secret: config.drachtioSecret });
+      this.stateValue = 'connected';
+    }
+  }
+
+  /** Stops taking calls, drains the live ones, disconnects. */
+  async stop(): Promise<void> {
+    await this.deps.registry.drain(this.deps.config.drainGraceMs);
+    this.srf.disconnect();
+    this.stateValue = 'disconnected';
+  }
+
+  private async onInvite(req: Req, res: Res): Promise<void> {
+    const callId = req.get('Call-ID');
+    const log = this.log.child({ callId });
+    const admission = this.deps.registry.admit();
+    if (!admission.ok) {
+      log.info({ status: admission.status, reason: admission.reason }, 'INVITE refused');
+      res.send(admission.status, admission.reason, { headers: { 'Retry-After': String(admission.retryAfterSec) } });
+      return;
+    }
+    const facts = inviteFacts(req);
+    const decision = this.deps.dialplans.current().decide(facts);
+    if (decision.kind === 'no-match') {
+      log.info({ requestUser: facts.requestUser, status: decision.status }, 'no dialplan rule matches');
+      res.send(decision.status, decision.reason, {});
+      return;
+    }
+    const { rule } = decision;
+    if (rule.action === 'reject') {
+      res.send(rule.status!, rule.reason ?? defaultReason(rule.status!), {});
+      return;
+    }
+    if (rule.action === 'siprec') {
+      // Recording-server support lands with the SIPREC media path; refuse clearly until then.
+      res.send(501, 'SIPREC Not Implemented', {});
+      return;
+    }
+    if (!hasAudio(req.body)) {
+      log.info('INVITE without usable audio');
+      res.send(488, 'Not Acceptable Here', {});
+      return;
+    }
+    // The legs report BYEs to the session, which exists only once they do: a holder breaks the cycle.
+    const holder: { session?: CallSession } = {};
+    const inbound = new DrachtioInboundLeg(this.srf, req, res, () => void holder.session?.remoteBye('caller'));
+    const dialer = new DrachtioDialer(this.srf, () => void holder.session?.remoteBye('callee'));
+    const session = this.deps.createSession(inbound, rule, dialer);
+    holder.session = session;
+    this.deps.registry.add(session);
+    req.on('cancel', () => void session.cancel());
+    try {
+      await session.start();
+    } catch (err) {
+      log.info({ err: (err as Error).message }, 'call did not start');
+    }
+  }
+}
+
+function defaultReason(status: number): string {
+  return ({ 403: 'Forbidden', 404: 'Not Found', 480: 'Temporarily Unavailable', 486: 'Busy Here', 603: 'Decline' } as Record<number, string>)[status] ?? 'Rejected';
+}
+
+function hasAudio(sdp: string | undefined): boolean {
+  if (!sdp) return false;
+  try {
+    return parseSdp(sdp).media.some((m) => m.type === 'audio' && m.port !== 0);
+  } catch {
+    return false;
+  }
+}
+
+/** What the dialplan sees of an INVITE. */
+export function inviteFacts(req: Req): InviteFacts {
+  const user = Srf.parseUri(req.uri)?.user ?? '';
+  const contentType = (req.get('Content-Type') ?? '').toLowerCase();
+  const headers = Object.fromEntries(Object.entries(req.headers ?? {}).map(([k, v]) => [k.toLowerCase(), String(v)]));
+  const siprec = contentType.includes('multipart/mixed') && (req.body ?? '').includes('application/rs-metadata+xml');
+  return {
+    requestUri: req.uri,
+    requestUser: user,
+    from: req.get('From') ?? '',
+    to: req.get('To') ?? '',
+    headers,
+    source: req.source_address,
+    kind: siprec || /\bsiprec\b/i.test(req.get('Require') ?? '') ? 'siprec' : 'plain',
+  };
+}
+
+/** The caller's dialog through drachtio. */
+class DrachtioInboundLeg implements InboundLeg {
+  readonly callId: string;
+  readonly fromTag: string;
+  readonly offer: string;
+  private dialog: Srf.Dialog | undefined;
+
+  constructor(
+    private readonly srf: Srf,
+    private readonly req: Req,
+    private readonly res: Res,
+    private readonly onBye: () => void,
+  ) {
+    this.callId = req.get('Call-ID');
+    this.fromTag = String(req.getParsedHeader('From').params?.tag ?? '');
+    this.offer = req.body;
+  }
+
+  async answer(sdp: string): Promise<void> {
+    this.dialog = await this.srf.createUAS(this.req, this.res, { localSdp: sdp });
+    this.dialog.on('destroy', () => this.onBye());
+  }
+
+  async reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void> {
+    if (!this.res.finalResponseSent) this.res.send(status, reason ?? defaultReason(status), { headers: { ...headers } });
+  }
+
+  async bye(): Promise<void> {
+    this.dialog?.destroy();
+  }
+}
+
+/** The B2BUA's outbound leg through drachtio. */
+class DrachtioDialer implements OutboundDialer {
+  constructor(
+    private readonly srf: Srf,
+    private readonly onBye: () => void,
+  ) {}
+
+  async dial(target: string, offer: string, inbound: InboundLeg): Promise<OutboundLeg> {
+    const dialog = await this.srf.createUAC(target, { localSdp: offer, headers: { 'X-Whisperline-Call-ID': inbound.callId } });
+    dialog.on('destroy', () => this.onBye());
+    return {
+      toTag: dialog.sip.remoteTag,
+      answer: dialog.remote.sdp,
+      bye: async () => dialog.destroy(),
+    };
+  }
+}
