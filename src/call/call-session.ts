@@ -9,7 +9,7 @@ import type { MediaForker, MediaFork } from '../media/fork.js';
 import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
 import type { RtpReceiver } from '../media/rtp/receiver.js';
 import type { RtpengineClient } from '../media/rtpengine/client.js';
-import { answerSdp, chooseCodec, offeredPayloadTypes } from '../media/sdp.js';
+import { answerDirection, answerSdp, chooseCodec, offeredPayloadTypes } from '../media/sdp.js';
 import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
 import type { DialplanRule } from '../sip/dialplan.js';
 import type { BatchedVad } from '../vad/batched-vad.js';
@@ -89,6 +89,7 @@ export class CallSession {
       const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, sdp: inbound.offer, ...ANCHOR });
       this.checkOpen();
       const calleeTag = rule.action === 'bridge' ? await this.dialOut(offer.sdp!) : await this.answerLocally(offer.sdp!);
+      this.calleeTag = calleeTag;
       this.checkOpen();
       const toCaller = this.outbound
         ? await rtpengine.answer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, 'to-tag': calleeTag, sdp: this.outbound.answer, ...ANCHOR })
@@ -141,22 +142,70 @@ export class CallSession {
 
   /** `answer` rules: the gateway is the callee; its leg is a sink socket (it hears the caller through the fork). */
   private localAnswer: { sdp?: string } | undefined;
+  private sink: { address: string; port: number } | undefined;
+  private calleeTag = '';
 
   private async answerLocally(offerSdp: string): Promise<string> {
     const sink = await this.deps.receiver.openSink();
     this.cleanups.push({ what: 'media sink', run: () => sink.close() });
-    const media = parseSdp(offerSdp).media.find((m) => m.type === 'audio');
-    if (!media) throw new Error('rtpengine offer has no audio');
-    const pt = chooseCodec(media, undefined)?.payloadType ?? offeredPayloadTypes(media)[0]!;
-    const sdp = answerSdp(media, pt, sink.address, sink.port, 'sendrecv');
+    this.sink = sink;
     this.localAnswer = await this.deps.rtpengine.answer({
       'call-id': this.callId,
       'from-tag': this.deps.inbound.fromTag,
       'to-tag': this.localTag,
-      sdp,
+      sdp: this.sinkAnswer(offerSdp),
       ...ANCHOR,
     });
     return this.localTag;
+  }
+
+  /** The gateway leg's answer to an rtpengine offer: its sink socket, the offer's direction mirrored. */
+  private sinkAnswer(offerSdp: string): string {
+    const media = parseSdp(offerSdp).media.find((m) => m.type === 'audio');
+    if (!media) throw new Error('rtpengine offer has no audio');
+    const pt = chooseCodec(media, undefined)?.payloadType ?? offeredPayloadTypes(media)[0]!;
+    return answerSdp(media, pt, this.sink!.address, this.sink!.port, answerDirection(media.direction, 'sendrecv'));
+  }
+
+  /**
+   * A re-INVITE from one side (hold, resume, codec change): offered through rtpengine to the other
+   * side (or answered by the gateway's own leg), answered back through rtpengine, then every fork
+   * is subscribed afresh so transcription follows the new media. Resolves with the SDP answer for
+   * the side that sent it.
+   */
+  async reinvite(from: 'caller' | 'callee', offerSdp: string): Promise<string> {
+    if (this.stateValue.name !== 'active') throw new Error(`call ${this.callId} is ${this.stateValue.name}: re-INVITE refused`);
+    const { rtpengine, inbound } = this.deps;
+    const [fromTag, toTag] = from === 'caller' ? [inbound.fromTag, this.calleeTag] : [this.calleeTag, inbound.fromTag];
+    const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': fromTag, 'to-tag': toTag, sdp: offerSdp, ...ANCHOR });
+    const otherAnswer =
+      from === 'callee' ? await inbound.modify(offer.sdp!) : this.outbound ? await this.outbound.modify(offer.sdp!) : this.sinkAnswer(offer.sdp!);
+    const answer = await rtpengine.answer({ 'call-id': this.callId, 'from-tag': fromTag, 'to-tag': toTag, sdp: otherAnswer, ...ANCHOR });
+    await this.resubscribe();
+    const direction = parseSdp(offerSdp).media.find((m) => m.type === 'audio')?.direction;
+    const hold = direction === 'sendonly' || direction === 'inactive';
+    this.log.info({ by: from, hold }, 'media renegotiated');
+    if (this.pipeline) this.deps.onEvent({ kind: 'call.updated', callId: this.callId, seq: this.pipeline.seq.next(), by: from, hold });
+    return answer.sdp!;
+  }
+
+  /** Replaces every fork with a fresh subscription; a party whose fork fails stays silent, the call goes on. */
+  private async resubscribe(): Promise<void> {
+    for (const [party, old] of [...this.forks]) {
+      const audio = this.parties.get(party)?.audio;
+      if (!audio) continue;
+      await old.close();
+      this.forks.delete(party);
+      try {
+        const fork = await this.deps.forker.fork(
+          { callId: this.callId, fromTag: party === 'caller' ? this.deps.inbound.fromTag : this.calleeTag, label: party },
+          this.mediaSink(party, audio),
+        );
+        this.forks.set(party, fork);
+      } catch (err) {
+        this.log.warn({ err, party }, 're-subscription failed: party not transcribed until the next renegotiation');
+      }
+    }
   }
 
   private async dialOut(offerSdp: string): Promise<string> {

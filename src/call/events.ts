@@ -10,7 +10,8 @@ export type CallEndReason =
   | 'hangup'
   | 'shutdown'
   | 'failed'
-  | 'rejected';
+  | 'rejected'
+  | 'disconnect';
 
 export interface CallParty {
   /** `caller`, `callee`, or a SIPREC participant. */
@@ -25,6 +26,17 @@ export interface CallStartedEvent {
   readonly rule: string;
   readonly labels: readonly string[];
   readonly parties: readonly CallParty[];
+}
+
+/** Media was renegotiated (re-INVITE): hold, resume, codec change. */
+export interface CallUpdatedEvent {
+  readonly kind: 'call.updated';
+  readonly callId: string;
+  readonly seq: number;
+  /** Which side sent the re-INVITE. */
+  readonly by: 'caller' | 'callee';
+  /** True while that side holds the call (its offer was sendonly or inactive). */
+  readonly hold: boolean;
 }
 
 export interface CallEndedEvent {
@@ -44,4 +56,4 @@ export interface CallDtmfEvent extends Omit<DtmfEvent, 'timestamp'> {
 }
 
 /** Everything a call publishes, in `seq` order: the feeds' single event path. */
-export type CallEvent = CallStartedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent;
+export type CallEvent = CallStartedEvent | CallUpdatedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent;

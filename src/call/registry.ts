@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import type { CallSession } from './call-session.js';
+import type { CallEndReason } from './events.js';
 
 export type Admission = { readonly ok: true } | { readonly ok: false; readonly status: 503; readonly reason: string; readonly retryAfterSec: number };
 
@@ -48,6 +49,11 @@ export class CallRegistry {
     if (this.calls.get(session.callId) === session) this.calls.delete(session.callId);
   }
 
+  /** Ends every live call now for `reason`. */
+  async closeAll(reason: CallEndReason): Promise<void> {
+    await Promise.all([...this.calls.values()].map((c) => c.close(reason)));
+  }
+
   /** Refuses new calls, waits up to `graceMs` for live ones to end, then ends the rest. */
   async drain(graceMs: number): Promise<void> {
     this.draining = true;
@@ -57,6 +63,5 @@ export class CallRegistry {
     const left = [...this.calls.values()];
     if (left.length > 0) this.options.logger.info({ calls: left.length }, 'ending calls still live after the grace period');
     await Promise.all(left.map((c) => c.close('shutdown')));
-    for (const c of left) this.remove(c);
   }
 }

@@ -16,6 +16,8 @@ export interface InboundLeg {
   reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void>;
   /** Sends BYE (only after `answer`). */
   bye(): Promise<void>;
+  /** Sends a re-INVITE with `offer` towards the caller; resolves with the caller's answer. */
+  modify(offer: string): Promise<string>;
 }
 
 /** The B2BUA's second leg, towards a bridge rule's target. */
@@ -25,6 +27,8 @@ export interface OutboundLeg {
   /** The far end's SDP answer. */
   readonly answer: string;
   bye(): Promise<void>;
+  /** Sends a re-INVITE with `offer` towards the callee; resolves with its answer. */
+  modify(offer: string): Promise<string>;
 }
 
 export interface OutboundDialer {

@@ -36,27 +36,53 @@ export function chooseCodec(media: MediaDescription, wanted: string | undefined)
   return candidates[0];
 }
 
+export type MediaDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
+/** One answered `m=` line: the offered media, the codec chosen from it, and the gateway's port. */
+export interface AnsweredStream {
+  readonly offer: MediaDescription;
+  readonly codecPt: number;
+  readonly port: number;
+  readonly direction: MediaDirection;
+}
+
+/** The direction an answerer takes for an offered direction when it would otherwise send and receive. */
+export function answerDirection(offered: string | undefined, wanted: MediaDirection): MediaDirection {
+  if (offered === 'inactive') return 'inactive';
+  if (offered === 'sendonly') return wanted === 'sendrecv' || wanted === 'recvonly' ? 'recvonly' : 'inactive';
+  if (offered === 'recvonly') return wanted === 'sendrecv' || wanted === 'sendonly' ? 'sendonly' : 'inactive';
+  return wanted;
+}
+
 /**
- * The gateway's answer: the chosen codec plus telephone-event and CN, with rtpengine's
+ * The gateway's answer: per stream the chosen codec plus telephone-event and CN, with rtpengine's
  * own payload type numbers (answering with other numbers makes it fall back, see notes).
  */
-export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: 'recvonly' | 'sendrecv'): string {
-  const pts = offeredPayloadTypes(offer).filter((pt) => {
-    if (pt === codecPt) return true;
-    const enc = encodingOf(offer, pt);
-    return enc !== undefined && PASSED.has(enc.name.toLowerCase());
-  });
+export function answerSdpStreams(streams: readonly AnsweredStream[], address: string): string {
   const family = address.includes(':') ? 'IP6' : 'IP4';
   const id = Date.now();
-  const lines = ['v=0', `o=whisperline ${id} ${id} IN ${family} ${address}`, 's=whisperline fork', `c=IN ${family} ${address}`, 't=0 0'];
-  lines.push(`m=audio ${port} RTP/AVP ${pts.join(' ')}`);
-  for (const pt of pts) {
-    const enc = encodingOf(offer, pt)!;
-    lines.push(`a=rtpmap:${pt} ${enc.name}/${enc.rate}${enc.channels > 1 ? `/${enc.channels}` : ''}`);
-    const fmtp = offer.fmtp.find((f) => f.payload === pt);
-    if (fmtp) lines.push(`a=fmtp:${pt} ${fmtp.config}`);
+  const lines = ['v=0', `o=whisperline ${id} ${id} IN ${family} ${address}`, 's=whisperline', `c=IN ${family} ${address}`, 't=0 0'];
+  for (const { offer, codecPt, port, direction } of streams) {
+    const pts = offeredPayloadTypes(offer).filter((pt) => {
+      if (pt === codecPt) return true;
+      const enc = encodingOf(offer, pt);
+      return enc !== undefined && PASSED.has(enc.name.toLowerCase());
+    });
+    lines.push(`m=audio ${port} RTP/AVP ${pts.join(' ')}`);
+    for (const pt of pts) {
+      const enc = encodingOf(offer, pt)!;
+      lines.push(`a=rtpmap:${pt} ${enc.name}/${enc.rate}${enc.channels > 1 ? `/${enc.channels}` : ''}`);
+      const fmtp = offer.fmtp.find((f) => f.payload === pt);
+      if (fmtp) lines.push(`a=fmtp:${pt} ${fmtp.config}`);
+    }
+    if (offer.ptime) lines.push(`a=ptime:${offer.ptime}`);
+    if (offer.label !== undefined) lines.push(`a=label:${offer.label}`);
+    lines.push(`a=${direction}`, 'a=rtcp-mux');
   }
-  if (offer.ptime) lines.push(`a=ptime:${offer.ptime}`);
-  lines.push(`a=${direction}`, 'a=rtcp-mux');
   return lines.join('\r\n') + '\r\n';
+}
+
+/** A one-stream answer (forks, the gateway's own leg). */
+export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: MediaDirection): string {
+  return answerSdpStreams([{ offer, codecPt, port, direction }], address);
 }

@@ -53,7 +53,10 @@ export class SipApp {
     });
     srf.on('disconnect', () => {
       this.stateValue = 'disconnected';
-      this.log.warn('disconnected from drachtio-server; reconnecting');
+      // The dialogs lived in drachtio-server: without it the gateway can no longer end them, so
+      // their media and transcripts are closed now (rtpengine calls deleted, finals emitted).
+      this.log.warn({ calls: this.deps.registry.size }, 'disconnected from drachtio-server; ending its calls and reconnecting');
+      void this.deps.registry.closeAll('disconnect');
     });
     srf.on('error', (err) => this.log.warn({ err: err.message }, 'drachtio connection error'));
     // OPTIONS pings (from SBCs and drachtio itself) are answered while the gateway is up.
@@ -108,8 +111,12 @@ export class SipApp {
     }
     // The legs report BYEs to the session, which exists only once they do: a holder breaks the cycle.
     const holder: { session?: CallSession } = {};
-    const inbound = new DrachtioInboundLeg(this.srf, req, res, () => void holder.session?.remoteBye('caller'));
-    const dialer = new DrachtioDialer(this.srf, () => void holder.session?.remoteBye('callee'));
+    const side = (who: 'caller' | 'callee'): LegEvents => ({
+      bye: () => void holder.session?.remoteBye(who),
+      reinvite: (sdp) => holder.session!.reinvite(who, sdp),
+    });
+    const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'));
+    const dialer = new DrachtioDialer(this.srf, side('callee'));
     const session = this.deps.createSession(inbound, rule, dialer);
     holder.session = session;
     this.deps.registry.add(session);
@@ -152,6 +159,24 @@ export function inviteFacts(req: Req): InviteFacts {
   };
 }
 
+/** What a dialog reports to its call session. */
+interface LegEvents {
+  bye(): void;
+  /** A re-INVITE's offer; resolves with the answer to send in the 200 OK. */
+  reinvite(sdp: string): Promise<string>;
+}
+
+/** Routes a dialog's BYE and re-INVITEs to the session; a failed renegotiation is answered 488. */
+function watchDialog(dialog: Srf.Dialog, events: LegEvents): void {
+  dialog.on('destroy', () => events.bye());
+  dialog.on('modify', (req: Req, res: Res) => {
+    events.reinvite(req.body).then(
+      (sdp) => res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp' } }),
+      () => res.send(488, 'Not Acceptable Here', {}),
+    );
+  });
+}
+
 /** The caller's dialog through drachtio. */
 class DrachtioInboundLeg implements InboundLeg {
   readonly callId: string;
@@ -163,7 +188,7 @@ class DrachtioInboundLeg implements InboundLeg {
     private readonly srf: Srf,
     private readonly req: Req,
     private readonly res: Res,
-    private readonly onBye: () => void,
+    private readonly events: LegEvents,
   ) {
     this.callId = req.get('Call-ID');
     this.fromTag = String(req.getParsedHeader('From').params?.tag ?? '');
@@ -172,7 +197,12 @@ class DrachtioInboundLeg implements InboundLeg {
 
   async answer(sdp: string): Promise<void> {
     this.dialog = await this.srf.createUAS(this.req, this.res, { localSdp: sdp });
-    this.dialog.on('destroy', () => this.onBye());
+    watchDialog(this.dialog, this.events);
+  }
+
+  async modify(offer: string): Promise<string> {
+    if (!this.dialog) throw new Error('re-INVITE before the call was answered');
+    return this.dialog.modify(offer);
   }
 
   async reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void> {
@@ -188,16 +218,17 @@ class DrachtioInboundLeg implements InboundLeg {
 class DrachtioDialer implements OutboundDialer {
   constructor(
     private readonly srf: Srf,
-    private readonly onBye: () => void,
+    private readonly events: LegEvents,
   ) {}
 
   async dial(target: string, offer: string, inbound: InboundLeg): Promise<OutboundLeg> {
     const dialog = await this.srf.createUAC(target, { localSdp: offer, headers: { 'X-Whisperline-Call-ID': inbound.callId } });
-    dialog.on('destroy', () => this.onBye());
+    watchDialog(dialog, this.events);
     return {
       toTag: dialog.sip.remoteTag,
       answer: dialog.remote.sdp,
       bye: async () => dialog.destroy(),
+      modify: (sdp) => dialog.modify(sdp),
     };
   }
 }

@@ -96,6 +96,11 @@ class FakeInboundLeg implements InboundLeg {
   async bye(): Promise<void> {
     this.byes++;
   }
+
+  /** A re-INVITE towards the caller: the synthetic phone accepts the offer with its own SDP. */
+  async modify(): Promise<string> {
+    return this.endpoint.sdp(3);
+  }
 }
 
 /** The B2BUA's outbound leg: a synthetic callee that answers at once. */
@@ -107,7 +112,8 @@ class FakeDialer implements OutboundDialer {
   async dial(_target: string, offer: string): Promise<OutboundLeg> {
     this.callee = await new RtpEndpoint('PCMU').open();
     this.offer = offer;
-    return { toTag: 'callee-tag', answer: this.callee.sdp(2), bye: async () => void this.byes++ };
+    const callee = this.callee;
+    return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => void this.byes++, modify: async () => callee.sdp(4) };
   }
 }
 
@@ -184,6 +190,33 @@ describe('CallSession against a real rtpengine', () => {
     expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-callee' });
     await expectReleased();
   }, 60_000);
+
+  it('passes hold and resume re-INVITEs through rtpengine and keeps transcribing after resume', async () => {
+    const { session, leg, events, caller } = await newCall(answerRule);
+    await session.start();
+    const holdAnswer = await session.reinvite('caller', caller.sdp(5).replace('a=sendrecv', 'a=sendonly'));
+    expect(holdAnswer).toMatch(/a=recvonly/);
+    const resumeAnswer = await session.reinvite('caller', caller.sdp(6));
+    expect(resumeAnswer).toMatch(/a=sendrecv/);
+    await caller.send(resumeAnswer, speechPcmu);
+    await session.remoteBye('caller');
+    caller.close();
+    const updates = events.filter((e) => e.kind === 'call.updated');
+    expect(updates).toMatchObject([
+      { by: 'caller', hold: true },
+      { by: 'caller', hold: false },
+    ]);
+    // The fork was subscribed afresh and the caller's speech after the resume was transcribed.
+    expect(finalsOf(events, 'caller').length).toBeGreaterThanOrEqual(1);
+    expect(leg.answered).toBeDefined();
+    await expectReleased();
+  }, 60_000);
+
+  it('refuses a re-INVITE before the call is up', async () => {
+    const { session, caller } = await newCall(answerRule);
+    await expect(session.reinvite('caller', caller.sdp())).rejects.toThrow(/re-INVITE refused/);
+    caller.close();
+  });
 
   it('CANCEL before the answer: nothing is answered, nothing is left behind', async () => {
     const { session, leg, events, caller } = await newCall(answerRule);
