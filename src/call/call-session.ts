@@ -65,6 +65,8 @@ export class CallSession {
   private answeredAtPerf = 0;
   private closing: Promise<void> | undefined;
   private readonly localTag = `wl-${randomBytes(4).toString('hex')}`;
+  /** Aborted when the call ends before it is answered: cancels an outbound INVITE in progress. */
+  private readonly setup = new AbortController();
   private resolveEnded!: (reason: CallEndReason) => void;
   /** Settles once the call is closed and every resource released. */
   readonly ended: Promise<CallEndReason> = new Promise((resolve) => (this.resolveEnded = resolve));
@@ -211,7 +213,12 @@ export class CallSession {
   private async dialOut(offerSdp: string): Promise<string> {
     const { dialer, rule, inbound } = this.deps;
     if (!dialer || !rule.target) throw new Error(`bridge rule ${rule.name} has no dialer or target`);
-    const leg = await dialer.dial(rule.target, offerSdp, inbound);
+    const leg = await dialer.dial(rule.target, offerSdp, inbound, this.setup.signal);
+    if (this.closing) {
+      // Answered just as the caller went away: that leg is ended with the call.
+      await leg.bye().catch(() => undefined);
+      throw new CallClosedError();
+    }
     this.outbound = leg;
     return leg.toTag;
   }
@@ -277,6 +284,7 @@ export class CallSession {
   private async doClose(reason: CallEndReason): Promise<void> {
     const wasAnswered = this.answered;
     this.stateValue = { name: 'closing', reason };
+    this.setup.abort();
     this.log.info({ reason }, 'call ending');
     const step = async (what: string, run: () => Promise<unknown> | unknown): Promise<void> => {
       try {

@@ -12,6 +12,8 @@ export interface InboundLeg {
   readonly offer: string;
   /** Sends 200 OK with `sdp`. */
   answer(sdp: string): Promise<void>;
+  /** Relays the far end's ringing (180) or session progress (183, without media) before the answer. */
+  progress(status: 180 | 183): Promise<void>;
   /** Sends a final error response (only before `answer`). */
   reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void>;
   /** Sends BYE (only after `answer`). */
@@ -32,6 +34,14 @@ export interface OutboundLeg {
 }
 
 export interface OutboundDialer {
-  /** Places the outbound INVITE with `offer` (rtpengine's SDP) and resolves on its 200 OK. */
-  dial(target: string, offer: string, inbound: InboundLeg): Promise<OutboundLeg>;
+  /**
+   * Places the outbound INVITE with `offer` (rtpengine's SDP) and resolves on its 200 OK. When
+   * `signal` aborts first (the caller cancelled), the INVITE is CANCELled and the promise rejects.
+   */
+  dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal): Promise<OutboundLeg>;
+}
+
+/** Provisional responses of the outbound leg that the caller should hear about. */
+export function relayableProgress(status: number): 180 | 183 | undefined {
+  return status === 180 || status === 183 ? status : undefined;
 }

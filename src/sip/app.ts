@@ -2,7 +2,7 @@ import Srf from 'drachtio-srf';
 import { parse as parseSdp } from 'sdp-transform';
 import type { CallSession } from '../call/call-session.js';
 import type { CallRegistry } from '../call/registry.js';
-import type { InboundLeg, OutboundDialer, OutboundLeg } from '../call/signalling.js';
+import { relayableProgress, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
 import type { SipConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { DialplanRule, InviteFacts } from './dialplan.js';
@@ -200,6 +200,10 @@ class DrachtioInboundLeg implements InboundLeg {
     watchDialog(this.dialog, this.events);
   }
 
+  async progress(status: 180 | 183): Promise<void> {
+    if (!this.res.finalResponseSent) this.res.send(status, status === 180 ? 'Ringing' : 'Session Progress', {});
+  }
+
   async modify(offer: string): Promise<string> {
     if (!this.dialog) throw new Error('re-INVITE before the call was answered');
     return this.dialog.modify(offer);
@@ -221,8 +225,32 @@ class DrachtioDialer implements OutboundDialer {
     private readonly events: LegEvents,
   ) {}
 
-  async dial(target: string, offer: string, inbound: InboundLeg): Promise<OutboundLeg> {
-    const dialog = await this.srf.createUAC(target, { localSdp: offer, headers: { 'X-Whisperline-Call-ID': inbound.callId } });
+  async dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal): Promise<OutboundLeg> {
+    let invite: Req | undefined;
+    const cancel = (): void => invite?.cancel(() => undefined);
+    signal.addEventListener('abort', cancel, { once: true });
+    let dialog: Srf.Dialog;
+    try {
+      dialog = await this.srf.createUAC(
+        target,
+        { localSdp: offer, headers: { 'X-Whisperline-Call-ID': inbound.callId } },
+        {
+          // drachtio-srf calls this with (err, req), whatever its typings say.
+          cbRequest: ((err: unknown, req?: Req) => {
+            if (err || !req) return;
+            invite = req;
+            if (signal.aborted) cancel();
+          }) as unknown as (req: Req) => void,
+          // The caller hears the agent's phone ring.
+          cbProvisional: (res) => {
+            const status = relayableProgress(res.status);
+            if (status) void inbound.progress(status).catch(() => undefined);
+          },
+        },
+      );
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
     watchDialog(dialog, this.events);
     return {
       toTag: dialog.sip.remoteTag,

@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   media: () => import('./media.js'),
   vad: () => import('./vad.js'),
   asr: () => import('./asr.js'),
+  calls: () => import('./calls.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

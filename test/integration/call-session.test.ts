@@ -89,6 +89,8 @@ class FakeInboundLeg implements InboundLeg {
     this.answered = sdp;
   }
 
+  async progress(): Promise<void> {}
+
   async reject(status: number, reason?: string): Promise<void> {
     this.rejected = { status, ...(reason ? { reason } : {}) };
   }

@@ -83,7 +83,12 @@ function sipp(args: string[]): Promise<{ code: number | null; out: string }> {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
     child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-    child.on('close', (code) => resolve({ code, out }));
+    // A hard stop keeps a stuck scenario from holding the suite until vitest's own timeout.
+    const kill = setTimeout(() => child.kill('SIGKILL'), 45_000);
+    child.on('close', (code) => {
+      clearTimeout(kill);
+      resolve({ code, out });
+    });
   });
 }
 
@@ -94,6 +99,7 @@ let ports: ReturnType<typeof rtpPortRange>;
 let gateway: Gateway;
 let sipPort: number;
 let uasPort: number;
+let ringPort: number;
 let audioFile: string;
 let talkMs: number;
 const events: CallEvent[] = [];
@@ -106,6 +112,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     sipPort = await freePort('tcp');
     const adminPort = await freePort('tcp');
     uasPort = await freePort();
+    ringPort = await freePort();
     const conf = join(dir, 'drachtio.conf.xml');
     writeFileSync(
       conf,
@@ -130,6 +137,10 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     action: bridge
     target: "sip:agent@127.0.0.1:${uasPort}"
     parties: { caller: { label: customer }, callee: { label: agent } }
+  - name: ringing
+    match: { requestUser: "^ringing$" }
+    action: bridge
+    target: "sip:agent@127.0.0.1:${ringPort}"
 `,
     );
     const config = loadConfig({
@@ -144,6 +155,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
         WHISPERLINE_TRANSCRIPTS_NO_SPEECH_THRESHOLD: '1',
         WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
         WHISPERLINE_LOG_LEVEL: 'warn',
+        WHISPERLINE_SIP_DRAIN_GRACE_MS: '1000',
       },
     });
     gateway = await startGateway(config, createLogger(config.log));
@@ -194,6 +206,35 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const call = events.slice(before);
     const finals = call.filter((e) => e.kind === 'final');
     expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it('(d) CANCEL while the agent rings: the B leg is cancelled too, nothing is left behind', async () => {
+    const before = events.length;
+    const agent = sipp(['-sf', join(SIPP_DIR, 'uas-ring.xml'), '-i', '127.0.0.1', '-p', String(ringPort)]);
+    await new Promise((r) => setTimeout(r, 300));
+    const callerRun = sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-cancel.xml'), '-s', 'ringing', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const [caller, callee] = await Promise.all([callerRun, agent]);
+    expect(caller.code, caller.out).toBe(0);
+    expect(callee.code, callee.out).toBe(0);
+    await waitFor('no live calls', () => gateway.registry.size === 0);
+    expect(events.slice(before)).toEqual([]);
+    expect(await rtpe.numSessions()).toBe(0);
+    expect(gateway.receiver.openPorts).toBe(0);
+  }, 60_000);
+
+  it('(e) hold and resume re-INVITEs: call.updated both ways, speech after resume transcribed', async () => {
+    const before = events.length;
+    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-hold.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    expect(r.code, r.out).toBe(0);
+    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
+    const call = events.slice(before);
+    expect(call.filter((e) => e.kind === 'call.updated')).toMatchObject([
+      { by: 'caller', hold: true },
+      { by: 'caller', hold: false },
+    ]);
+    expect(call.filter((e) => e.kind === 'final').length).toBeGreaterThanOrEqual(1);
     expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
     expect(await rtpe.numSessions()).toBe(0);
   }, 60_000);
