@@ -155,11 +155,13 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       dialplans,
       registry,
       logger: log,
-      createSession: (inbound, rule, dialer) =>
+      createSession: (inbound, rule, dialer, siprec) =>
         new CallSession({
           inbound,
           rule,
           dialer,
+          ...(siprec ? { siprec } : {}),
+          forkCodec: config.media.forkCodec,
           rtpengine,
           receiver,
           forker,

@@ -7,9 +7,11 @@ import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { MediaForker, MediaFork } from '../media/fork.js';
 import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
-import type { RtpReceiver } from '../media/rtp/receiver.js';
+import type { RtpPartyPort, RtpReceiver } from '../media/rtp/receiver.js';
 import type { RtpengineClient } from '../media/rtpengine/client.js';
-import { answerDirection, answerSdp, chooseCodec, offeredPayloadTypes } from '../media/sdp.js';
+import { answerDirection, answerSdp, answerSdpStreams, chooseCodec, offeredPayloadTypes, type AnsweredStream } from '../media/sdp.js';
+import { payloadMapFromSdp } from '../media/rtp/payload-map.js';
+import type { SiprecOffer } from '../sip/siprec.js';
 import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
 import type { DialplanRule } from '../sip/dialplan.js';
 import type { BatchedVad } from '../vad/batched-vad.js';
@@ -30,6 +32,10 @@ export interface CallSessionDeps {
   readonly onEvent: (event: CallEvent) => void;
   /** Needed for `bridge` rules. */
   readonly dialer?: OutboundDialer;
+  /** `siprec` rules: the recording offer (streams and their participants); `inbound.offer` is its SDP. */
+  readonly siprec?: SiprecOffer;
+  /** Codec asked of rtpengine for recorded streams whose codec the gateway does not decode. */
+  readonly forkCodec?: 'PCMU' | 'opus';
 }
 
 /** A call's state; each variant names what the call holds at that point. */
@@ -44,6 +50,17 @@ export type CallState =
 const ANCHOR = { replace: ['origin', 'session-connection'], ICE: 'remove', 'transport-protocol': 'RTP/AVP' } as const;
 
 class CallClosedError extends Error {}
+
+/** Whether every audio stream of an SDP offers a codec the gateway decodes. */
+function decodableEverywhere(sdp: string): boolean {
+  try {
+    return parseSdp(sdp)
+      .media.filter((m) => m.type === 'audio' && m.port !== 0)
+      .every((m) => chooseCodec(m, undefined) !== undefined);
+  } catch {
+    return false;
+  }
+}
 
 /**
  * One call: its dialog(s), its rtpengine call, one fork and one pipeline party per transcribed
@@ -88,8 +105,18 @@ export class CallSession {
     try {
       // Registered before the offer is sent: a call rtpengine has seen is always deleted.
       this.cleanups.push({ what: 'rtpengine delete', run: () => rtpengine.delete({ 'call-id': this.callId }).then(() => undefined) });
-      const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, sdp: inbound.offer, ...ANCHOR });
+      const offer = await rtpengine.offer({
+        'call-id': this.callId,
+        'from-tag': inbound.fromTag,
+        sdp: inbound.offer,
+        ...ANCHOR,
+        ...(rule.action === 'siprec' && !decodableEverywhere(inbound.offer) ? { codec: { transcode: [this.deps.forkCodec ?? 'PCMU'] } } : {}),
+      });
       this.checkOpen();
+      if (rule.action === 'siprec') {
+        await this.startRecording(offer.sdp!);
+        return;
+      }
       const calleeTag = rule.action === 'bridge' ? await this.dialOut(offer.sdp!) : await this.answerLocally(offer.sdp!);
       this.calleeTag = calleeTag;
       this.checkOpen();
@@ -142,6 +169,43 @@ export class CallSession {
     if (this.closing) throw new CallClosedError();
   }
 
+  /**
+   * `siprec` rules: the gateway is the recording server. rtpengine anchors every recorded stream;
+   * the gateway's leg receives each one on its own party socket (recvonly, `a=inactive` kept for
+   * streams on hold), so each stream is one party, named from the recording metadata.
+   */
+  private readonly recorded: { party: string; port: RtpPartyPort }[] = [];
+
+  private async startRecording(offerSdp: string): Promise<void> {
+    const { deps } = this;
+    const media = parseSdp(offerSdp).media;
+    const streams = deps.siprec?.streams ?? [];
+    const pipeline = this.newPipeline();
+    const parties: CallParty[] = [];
+    const answered: AnsweredStream[] = [];
+    for (const [i, m] of media.entries()) {
+      if (m.type !== 'audio') continue;
+      const name = streams.find((s) => s.mediaIndex === i)?.partyLabel ?? `stream${i + 1}`;
+      const input = pipeline.addParty(name);
+      const audio = new PartyAudio(name, (frame) => input.push(frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
+      const port = await deps.receiver.openParty(new Map(), this.mediaSink(name, audio));
+      this.recorded.push({ party: name, port });
+      const codecPt = chooseCodec(m, undefined)?.payloadType ?? offeredPayloadTypes(m)[0]!;
+      answered.push({ offer: m, codecPt, port: port.port, direction: answerDirection(m.direction, 'recvonly') });
+      parties.push({ name });
+    }
+    if (answered.length === 0) throw new Error('SIPREC offer has no audio stream');
+    const localSdp = answerSdpStreams(answered, deps.receiver.address);
+    this.recorded.forEach((r, k) => r.port.stream.setPayloadMap(payloadMapFromSdp(localSdp, k)));
+    const toSrc = await deps.rtpengine.answer({ 'call-id': this.callId, 'from-tag': deps.inbound.fromTag, 'to-tag': this.localTag, sdp: localSdp, ...ANCHOR });
+    this.checkOpen();
+    await deps.inbound.answer(toSrc.sdp!);
+    this.answered = true;
+    this.answeredAtPerf = performance.now();
+    this.stateValue = { name: 'active', answeredAt: Date.now() };
+    deps.onEvent({ kind: 'call.started', callId: this.callId, seq: pipeline.seq.next(), rule: deps.rule.name, labels: deps.rule.labels, parties });
+  }
+
   /** `answer` rules: the gateway is the callee; its leg is a sink socket (it hears the caller through the fork). */
   private localAnswer: { sdp?: string } | undefined;
   private sink: { address: string; port: number } | undefined;
@@ -178,6 +242,7 @@ export class CallSession {
   async reinvite(from: 'caller' | 'callee', offerSdp: string): Promise<string> {
     if (this.stateValue.name !== 'active') throw new Error(`call ${this.callId} is ${this.stateValue.name}: re-INVITE refused`);
     const { rtpengine, inbound } = this.deps;
+    if (this.deps.rule.action === 'siprec') return this.rerecord(offerSdp);
     const [fromTag, toTag] = from === 'caller' ? [inbound.fromTag, this.calleeTag] : [this.calleeTag, inbound.fromTag];
     const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': fromTag, 'to-tag': toTag, sdp: offerSdp, ...ANCHOR });
     const otherAnswer =
@@ -188,6 +253,28 @@ export class CallSession {
     const hold = direction === 'sendonly' || direction === 'inactive';
     this.log.info({ by: from, hold }, 'media renegotiated');
     if (this.pipeline) this.deps.onEvent({ kind: 'call.updated', callId: this.callId, seq: this.pipeline.seq.next(), by: from, hold });
+    return answer.sdp!;
+  }
+
+  /**
+   * A recording client's re-INVITE (hold with `a=inactive`, resume, updated metadata): the same
+   * party sockets answer the new offer; streams beyond the original ones are declined (port 0).
+   */
+  private async rerecord(offerSdp: string): Promise<string> {
+    const { rtpengine, inbound } = this.deps;
+    const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, 'to-tag': this.localTag, sdp: offerSdp, ...ANCHOR });
+    const media = parseSdp(offer.sdp!).media.filter((m) => m.type === 'audio');
+    const answered: AnsweredStream[] = media.map((m, i) => ({
+      offer: m,
+      codecPt: chooseCodec(m, undefined)?.payloadType ?? offeredPayloadTypes(m)[0]!,
+      port: this.recorded[i]?.port.port ?? 0,
+      direction: answerDirection(m.direction, 'recvonly'),
+    }));
+    const localSdp = answerSdpStreams(answered, this.deps.receiver.address);
+    this.recorded.forEach((r, k) => k < media.length && r.port.stream.setPayloadMap(payloadMapFromSdp(localSdp, k)));
+    const answer = await rtpengine.answer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, 'to-tag': this.localTag, sdp: localSdp, ...ANCHOR });
+    const hold = media.every((m) => m.direction === 'inactive' || m.direction === 'recvonly');
+    if (this.pipeline) this.deps.onEvent({ kind: 'call.updated', callId: this.callId, seq: this.pipeline.seq.next(), by: 'caller', hold });
     return answer.sdp!;
   }
 
@@ -213,7 +300,14 @@ export class CallSession {
   private async dialOut(offerSdp: string): Promise<string> {
     const { dialer, rule, inbound } = this.deps;
     if (!dialer || !rule.target) throw new Error(`bridge rule ${rule.name} has no dialer or target`);
-    const leg = await dialer.dial(rule.target, offerSdp, inbound, this.setup.signal);
+    let leg: OutboundLeg;
+    try {
+      leg = await dialer.dial(rule.target, offerSdp, inbound, this.setup.signal);
+    } catch (err) {
+      // A B leg cancelled because the caller went away is the expected end, not a failure.
+      if (this.closing) throw new CallClosedError();
+      throw err;
+    }
     if (this.closing) {
       // Answered just as the caller went away: that leg is ended with the call.
       await leg.bye().catch(() => undefined);
@@ -235,21 +329,7 @@ export class CallSession {
   private async startTranscription(calleeTag: string): Promise<void> {
     const { deps } = this;
     const parties = this.partyPlan();
-    const pipeline = new CallPipeline({
-      callId: this.callId,
-      vad: deps.vad,
-      recognizer: deps.recognizer,
-      vadConfig: deps.vadConfig,
-      transcripts: {
-        ...deps.transcripts,
-        ...(deps.rule.language ? { language: deps.rule.language } : {}),
-        ...(deps.rule.partials !== undefined ? { partials: deps.rule.partials } : {}),
-        ...(deps.rule.translate !== undefined ? { translate: deps.rule.translate } : {}),
-      },
-      logger: this.log,
-      onEvent: (e) => deps.onEvent(e),
-    });
-    this.pipeline = pipeline;
+    const pipeline = this.newPipeline();
     deps.onEvent({ kind: 'call.started', callId: this.callId, seq: pipeline.seq.next(), rule: deps.rule.name, labels: deps.rule.labels, parties });
     for (const party of parties) {
       const plan = deps.rule.parties?.[party.name];
@@ -266,6 +346,27 @@ export class CallSession {
       this.forks.set(party.name, fork);
       this.checkOpen();
     }
+  }
+
+  /** The call's pipeline, with the rule's transcript settings over the configuration. */
+  private newPipeline(): CallPipeline {
+    const { deps } = this;
+    const pipeline = new CallPipeline({
+      callId: this.callId,
+      vad: deps.vad,
+      recognizer: deps.recognizer,
+      vadConfig: deps.vadConfig,
+      transcripts: {
+        ...deps.transcripts,
+        ...(deps.rule.language ? { language: deps.rule.language } : {}),
+        ...(deps.rule.partials !== undefined ? { partials: deps.rule.partials } : {}),
+        ...(deps.rule.translate !== undefined ? { translate: deps.rule.translate } : {}),
+      },
+      logger: this.log,
+      onEvent: (e) => deps.onEvent(e),
+    });
+    this.pipeline = pipeline;
+    return pipeline;
   }
 
   private mediaSink(party: string, audio: PartyAudio): MediaSink {
@@ -304,6 +405,10 @@ export class CallSession {
     for (const [party, fork] of this.forks) {
       stats[party] = fork.stats();
       await step(`unsubscribe ${party}`, () => fork.close());
+    }
+    for (const { party, port } of this.recorded) {
+      stats[party] = port.stats();
+      port.close();
     }
     if (this.pipeline) await step('pipeline end', () => this.pipeline!.end(reason));
     for (const c of this.cleanups.splice(0).reverse()) await step(c.what, c.run);

@@ -7,6 +7,7 @@ import type { SipConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { DialplanRule, InviteFacts } from './dialplan.js';
 import type { DialplanStore } from './dialplan-store.js';
+import { parseSiprecOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
 
 export type SipConnectionState = 'connecting' | 'connected' | 'disconnected';
 
@@ -15,7 +16,7 @@ export interface SipAppDeps {
   readonly dialplans: DialplanStore;
   readonly registry: CallRegistry;
   /** Builds the session of an admitted call (the composition root supplies media and speech). */
-  readonly createSession: (inbound: InboundLeg, rule: DialplanRule, dialer: OutboundDialer) => CallSession;
+  readonly createSession: (inbound: InboundLeg, rule: DialplanRule, dialer: OutboundDialer, siprec: SiprecOffer | undefined) => CallSession;
   readonly logger: Logger;
 }
 
@@ -99,12 +100,18 @@ export class SipApp {
       res.send(rule.status!, rule.reason ?? defaultReason(rule.status!), {});
       return;
     }
+    let siprec: SiprecOffer | undefined;
     if (rule.action === 'siprec') {
-      // Recording-server support lands with the SIPREC media path; refuse clearly until then.
-      res.send(501, 'SIPREC Not Implemented', {});
-      return;
+      try {
+        siprec = parseSiprecOffer(recordingInput(req));
+      } catch (err) {
+        log.info({ err: (err as Error).message }, 'unusable SIPREC INVITE');
+        res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 whisperline "${(err as Error).message.replace(/"/g, "'").slice(0, 200)}"` } });
+        return;
+      }
+      if (siprec.metadataError) log.warn({ metadataError: siprec.metadataError }, 'SIPREC metadata unusable; streams labelled by order');
     }
-    if (!hasAudio(req.body)) {
+    if (!hasAudio(siprec?.sdp ?? req.body)) {
       log.info('INVITE without usable audio');
       res.send(488, 'Not Acceptable Here', {});
       return;
@@ -115,9 +122,9 @@ export class SipApp {
       bye: () => void holder.session?.remoteBye(who),
       reinvite: (sdp) => holder.session!.reinvite(who, sdp),
     });
-    const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'));
+    const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'), siprec?.sdp);
     const dialer = new DrachtioDialer(this.srf, side('callee'));
-    const session = this.deps.createSession(inbound, rule, dialer);
+    const session = this.deps.createSession(inbound, rule, dialer, siprec);
     holder.session = session;
     this.deps.registry.add(session);
     req.on('cancel', () => void session.cancel());
@@ -159,6 +166,30 @@ export function inviteFacts(req: Req): InviteFacts {
   };
 }
 
+/**
+ * A SIPREC request's body for the parser: the raw multipart body with its Content-Type when
+ * drachtio passes it whole (our parser knows the field's variants), else drachtio's split parts.
+ */
+function recordingInput(req: Req): SiprecInput {
+  const contentType = req.get('Content-Type') ?? '';
+  if (!/multipart\//i.test(contentType) || (/boundary=/i.test(contentType) && (req.body ?? '').includes('--'))) {
+    return { contentType, body: req.body ?? '' };
+  }
+  return { parts: (req.payload ?? []).map((p) => ({ type: p.type ?? '', content: p.content ?? '' })) };
+}
+
+/** The SDP of a request: its body, or the SDP part of a multipart (SIPREC) body. */
+function sdpOf(req: Req): string {
+  if (/multipart\//i.test(req.get('Content-Type') ?? '')) {
+    try {
+      return parseSiprecOffer(recordingInput(req)).sdp;
+    } catch {
+      // not a recording body: fall through to the raw body
+    }
+  }
+  return req.body;
+}
+
 /** What a dialog reports to its call session. */
 interface LegEvents {
   bye(): void;
@@ -170,7 +201,7 @@ interface LegEvents {
 function watchDialog(dialog: Srf.Dialog, events: LegEvents): void {
   dialog.on('destroy', () => events.bye());
   dialog.on('modify', (req: Req, res: Res) => {
-    events.reinvite(req.body).then(
+    events.reinvite(sdpOf(req)).then(
       (sdp) => res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp' } }),
       () => res.send(488, 'Not Acceptable Here', {}),
     );
@@ -189,10 +220,12 @@ class DrachtioInboundLeg implements InboundLeg {
     private readonly req: Req,
     private readonly res: Res,
     private readonly events: LegEvents,
+    /** The SDP part of a multipart (SIPREC) INVITE; otherwise the body is the SDP. */
+    sdp?: string,
   ) {
     this.callId = req.get('Call-ID');
     this.fromTag = String(req.getParsedHeader('From').params?.tag ?? '');
-    this.offer = req.body;
+    this.offer = sdp ?? req.body;
   }
 
   async answer(sdp: string): Promise<void> {

@@ -19,6 +19,7 @@ import { MediaForker } from '../../src/media/fork.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import type { DialplanRule } from '../../src/sip/dialplan.js';
+import { parseSiprecOffer } from '../../src/sip/siprec.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
@@ -79,8 +80,9 @@ class FakeInboundLeg implements InboundLeg {
   constructor(
     readonly callId: string,
     readonly endpoint: RtpEndpoint,
+    offer?: string,
   ) {
-    this.offer = endpoint.sdp();
+    this.offer = offer ?? endpoint.sdp();
   }
 
   async answer(sdp: string): Promise<void> {
@@ -219,6 +221,59 @@ describe('CallSession against a real rtpengine', () => {
     await expect(session.reinvite('caller', caller.sdp())).rejects.toThrow(/re-INVITE refused/);
     caller.close();
   });
+
+  it('records a SIPREC session: each stream its own party, named from the metadata', async () => {
+    const alice = await new RtpEndpoint('PCMU').open();
+    const bob = await new RtpEndpoint('PCMU').open();
+    const mline = (ep: RtpEndpoint, label: number): string[] => [`m=audio ${ep.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', `a=label:${label}`, 'a=sendonly'];
+    const sdp = ['v=0', 'o=SRC 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...mline(alice, 1), ...mline(bob, 2), ''].join('\r\n');
+    const metadata = `<?xml version="1.0" encoding="UTF-8"?>
+<recording xmlns="urn:ietf:params:xml:ns:recording:1">
+  <datamode>complete</datamode>
+  <session session_id="s1"><sipSessionID>abc</sipSessionID></session>
+  <participant participant_id="p1"><nameID aor="sip:alice@example.com"><name>Alice</name></nameID></participant>
+  <participant participant_id="p2"><nameID aor="sip:bob@example.com"><name>Bob</name></nameID></participant>
+  <stream stream_id="st1" session_id="s1"><label>1</label></stream>
+  <stream stream_id="st2" session_id="s1"><label>2</label></stream>
+  <participantstreamassoc participant_id="p1"><send>st1</send><recv>st2</recv></participantstreamassoc>
+  <participantstreamassoc participant_id="p2"><send>st2</send><recv>st1</recv></participantstreamassoc>
+</recording>`;
+    const body = ['--b1', 'Content-Type: application/sdp', '', sdp, '--b1', 'Content-Type: application/rs-metadata+xml', 'Content-Disposition: recording-session', '', metadata, '--b1--', ''].join('\r\n');
+    const siprec = parseSiprecOffer({ contentType: 'multipart/mixed;boundary=b1', body });
+    const leg = new FakeInboundLeg(`siprec-${Math.random().toString(36).slice(2)}`, alice, siprec.sdp);
+    const events: CallEvent[] = [];
+    const session = new CallSession({
+      inbound: leg,
+      rule: { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: ['recording'] },
+      siprec,
+      rtpengine: client,
+      receiver,
+      forker,
+      vad,
+      recognizer: engine,
+      vadConfig: config.vad,
+      transcripts: config.transcripts,
+      logger: log,
+      onEvent: (e) => events.push(e),
+    });
+    await session.start();
+    // The SRS answers every stream recvonly, keeping the labels.
+    expect(leg.answered!.match(/a=recvonly/g)).toHaveLength(2);
+    expect(leg.answered).toContain('a=label:2');
+    await Promise.all([alice.send(leg.answered!, speechPcmu, 0x111, 0), bob.send(leg.answered!, speechPcmu, 0x222, 1)]);
+    // Hold: the recording client marks both streams inactive.
+    const held = await session.reinvite('caller', siprec.sdp.replaceAll('a=sendonly', 'a=inactive'));
+    expect(held.match(/a=inactive/g)).toHaveLength(2);
+    await session.remoteBye('caller');
+    alice.close();
+    bob.close();
+    expect(events[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', parties: [{ name: 'Alice' }, { name: 'Bob' }] });
+    expect(finalsOf(events, 'Alice').length).toBeGreaterThanOrEqual(1);
+    expect(finalsOf(events, 'Bob').length).toBeGreaterThanOrEqual(1);
+    expect(events.find((e) => e.kind === 'call.updated')).toMatchObject({ hold: true });
+    expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    await expectReleased();
+  }, 60_000);
 
   it('CANCEL before the answer: nothing is answered, nothing is left behind', async () => {
     const { session, leg, events, caller } = await newCall(answerRule);

@@ -137,6 +137,10 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     action: bridge
     target: "sip:agent@127.0.0.1:${uasPort}"
     parties: { caller: { label: customer }, callee: { label: agent } }
+  - name: recorder
+    match: { kind: siprec }
+    action: siprec
+    labels: [recording]
   - name: ringing
     match: { requestUser: "^ringing$" }
     action: bridge
@@ -206,6 +210,20 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const call = events.slice(before);
     const finals = call.filter((e) => e.kind === 'final');
     expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it('(c) a SIPREC INVITE with two streams: parties named from the metadata, recorded and transcribed', async () => {
+    const before = events.length;
+    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-siprec.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'recorder', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    expect(r.code, r.out).toBe(0);
+    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
+    const call = events.slice(before);
+    expect(call[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', labels: ['recording'], parties: [{ name: 'Alice' }, { name: 'Bob' }] });
+    // sipp streams audio on the first stream only: Alice speaks, Bob's stream is silent.
+    expect(call.filter((e) => e.kind === 'final' && 'party' in e && e.party === 'Alice').length).toBeGreaterThanOrEqual(1);
+    expect(call.filter((e) => e.kind === 'final' && 'party' in e && e.party === 'Bob')).toEqual([]);
     expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
     expect(await rtpe.numSessions()).toBe(0);
   }, 60_000);

@@ -75,8 +75,8 @@ export class RtpEndpoint {
    * real time. An `{ event }` item is an RFC 4733 telephone-event payload: a run of them shares
    * the timestamp of its first packet, as one key press does. Resolves when the last one is sent.
    */
-  send(remoteSdp: string, packets: readonly (Uint8Array | { event: Uint8Array })[], ssrc = 0x1000 + this.port): Promise<void> {
-    const media = parseSdp(remoteSdp).media[0]!;
+  send(remoteSdp: string, packets: readonly (Uint8Array | { event: Uint8Array })[], ssrc = 0x1000 + this.port, mediaIndex = 0): Promise<void> {
+    const media = parseSdp(remoteSdp).media[mediaIndex]!;
     const host = media.connection?.ip ?? parseSdp(remoteSdp).connection?.ip ?? '127.0.0.1';
     const port = media.port;
     const ticks = (this.clockRate * 20) / 1000;

@@ -41,6 +41,11 @@ export class RtpReceiver {
     this.pool = new RtpPortPool(options.bindAddress, options.portMin, options.portMax);
   }
 
+  /** The address the receiver's sockets bind to and that SDP answers advertise. */
+  get address(): string {
+    return this.options.bindAddress;
+  }
+
   get openPorts(): number {
     return this.open.size;
   }
