@@ -1,4 +1,5 @@
 import { WhisperEngine } from './asr/engine.js';
+import { ModelRouter } from './asr/model-router.js';
 import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/models.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
 import { ensureWhisperServer } from './asr/whisper-build.js';
@@ -9,6 +10,7 @@ import { CallSession } from './call/call-session.js';
 import type { CallEvent } from './call/events.js';
 import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
+import { GatewayHttpServer } from './feeds/http.js';
 import { SipApp } from './sip/app.js';
 import { DialplanStore } from './sip/dialplan-store.js';
 import type { Logger } from './log.js';
@@ -20,7 +22,10 @@ import { RtpReceiver } from './media/rtp/receiver.js';
 /** The shared speech path: one batched VAD and one Whisper engine serve every call. */
 export interface SpeechRuntime {
   readonly vad: BatchedVad;
+  /** The configured model's engine. */
   readonly recognizer: SpeechRecognizer;
+  /** The engine for a dialplan rule's `model` (started on first use), or the default one. */
+  recognizerFor(model?: string): SpeechRecognizer;
   close(): Promise<void>;
 }
 
@@ -60,14 +65,23 @@ export async function startSpeech(config: Config, log: Logger, options: { realti
     const modelPath = remote ? '' : await ensureModel(config.asr, log);
     const binary = remote ? undefined : await ensureWhisperServer({ buildDir: config.asr.buildDir, cuda: config.asr.cuda, logger: log });
     const recognizer = await WhisperEngine.start({ ...config.asr, modelPath, ...(binary ? { binary } : {}) }, log.child({ component: 'asr' }));
+    const router = new ModelRouter(config.asr.model, recognizer, async (model) => {
+      // Remote servers carry their own model: a rule cannot switch it.
+      if (remote) return recognizer;
+      const asr = { ...config.asr, model };
+      log.info({ model }, 'starting an engine for a dialplan rule model');
+      return WhisperEngine.start({ ...asr, modelPath: await ensureModel(asr, log), ...(binary ? { binary } : {}) }, log.child({ component: 'asr', model }));
+    });
     if (options.realtime ?? true) vad.start(undefined, (err) => log.error({ err }, 'VAD inference failed'));
     let closing: Promise<void> | undefined;
     return {
       vad,
       recognizer,
+      recognizerFor: (model) => router.recognizerFor(model),
       close: () =>
         (closing ??= (async () => {
           vad.stop();
+          await router.close();
           await recognizer.close();
           await vad.close();
         })()),
@@ -87,6 +101,7 @@ export interface Gateway {
   readonly forker: MediaForker;
   readonly speech: SpeechRuntime;
   readonly sip: SipApp;
+  readonly http: GatewayHttpServer;
   readonly registry: CallRegistry;
   /** Every call's events (call.started, transcripts, dtmf, call.ended) in per-call seq order. */
   readonly events: EventEmitter<{ event: [CallEvent] }>;
@@ -166,7 +181,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
           receiver,
           forker,
           vad: speech.vad,
-          recognizer: speech.recognizer,
+          recognizer: speech.recognizerFor(rule.model),
           vadConfig: config.vad,
           transcripts: config.transcripts,
           logger: log,
@@ -174,8 +189,20 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
         }),
     });
     sip.start();
-    // Registered last so it runs first: calls drain while media and speech are still up.
+    // Registered after media and speech so it runs before them: calls drain while those are up.
     cleanups.push(() => sip.stop());
+    const http = await GatewayHttpServer.start({
+      host: config.http.host,
+      port: config.http.port,
+      logger: log,
+      health: () => ({
+        status: sip.connection === 'connected' ? 'ok' : 'degraded',
+        sip: { drachtio: sip.connection, mode: config.sip.mode, calls: registry.size, draining: registry.isDraining },
+        media: { rtpPorts: receiver.openPorts },
+        asr: { spareCapacity: speech.recognizer.hasSpareCapacity() },
+      }),
+    });
+    cleanups.push(() => http.close());
     log.info(
       { rtpengine: `${config.rtpengine.host}:${config.rtpengine.port}`, rtpPorts: `${config.media.portMin}-${config.media.portMax}` },
       'gateway ready',
@@ -190,6 +217,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       sip,
       registry,
       events,
+      http,
       close: () => (closing ??= releaseAll().then(() => log.info('gateway stopped'))),
     };
   } catch (err) {

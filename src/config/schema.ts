@@ -106,9 +106,17 @@ export const SipConfigSchema = z
   })
   .strict();
 
+export const HttpConfigSchema = z
+  .object({
+    host,
+    port: z.number().int().min(0).max(65_535),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     log: LogConfigSchema,
+    http: HttpConfigSchema,
     sip: SipConfigSchema,
     rtpengine: RtpengineConfigSchema,
     media: MediaConfigSchema,

@@ -299,6 +299,7 @@ export async function main(args: string[]): Promise<void> {
         WHISPERLINE_TRANSCRIPTS_NO_SPEECH_THRESHOLD: '1',
         WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
         WHISPERLINE_LOG_LEVEL: 'warn',
+        WHISPERLINE_HTTP_PORT: '0',
       },
     });
     const logFile = join(dir, 'gateway.log');

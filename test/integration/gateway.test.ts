@@ -38,12 +38,17 @@ describe('startGateway', () => {
       WHISPERLINE_MEDIA_PORT_MIN: String(ports.gateway.min),
       WHISPERLINE_MEDIA_PORT_MAX: String(ports.gateway.max),
       WHISPERLINE_LOG_LEVEL: 'silent',
+      WHISPERLINE_HTTP_PORT: '0',
     };
     const config = loadConfig({ env });
     const gateway = await startGateway(config, createLogger(config.log));
     const pid = gateway.rtpengineDaemon!.pid;
     expect(isAlive(pid)).toBe(true);
     await expect(gateway.rtpengine.ping()).resolves.toEqual({ result: 'pong' });
+    // /health says what is missing: no drachtio-server runs here, so SIP is not connected.
+    const health = await fetch(`http://127.0.0.1:${gateway.http.port}/health`);
+    expect(health.status).toBe(503);
+    expect(await health.json()).toMatchObject({ status: 'degraded', sip: { drachtio: 'connecting', calls: 0 } });
     // The speech path answers too: one second of silence through the real whisper-server.
     const result = await gateway.speech.recognizer.recognize({ samples: new Int16Array(16000), language: 'en', task: 'transcribe', priority: 'final' });
     expect(result.language).toBe('en');

@@ -159,12 +159,16 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
         WHISPERLINE_TRANSCRIPTS_NO_SPEECH_THRESHOLD: '1',
         WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
         WHISPERLINE_LOG_LEVEL: 'warn',
+        WHISPERLINE_HTTP_PORT: '0',
         WHISPERLINE_SIP_DRAIN_GRACE_MS: '1000',
       },
     });
     gateway = await startGateway(config, createLogger(config.log));
     gateway.events.on('event', (e) => events.push(e));
     await waitFor('the gateway to connect to drachtio', () => gateway.sip.connection === 'connected');
+    const health = await fetch(`http://127.0.0.1:${gateway.http.port}/health`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ status: 'ok', sip: { drachtio: 'connected' } });
     // What the sipp parties say: 8 kHz µ-law, raw.
     const speech = await speechFixture({ sentences: ['I would like to check my balance please.'], gapsMs: [], sampleRate: 8000, leadMs: 300, tailMs: 1500 });
     const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
