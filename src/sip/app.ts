@@ -52,7 +52,10 @@ export class SipApp {
       this.stateValue = 'connected';
       this.log.info({ hostport }, 'connected to drachtio-server');
     });
-    srf.on('disconnect', () => {
+    // drachtio-srf emits 'close' when the connection drops (its typings say 'disconnect'), then
+    // 'reconnecting' while it retries.
+    (srf as unknown as { on(event: 'close', listener: () => void): void }).on('close', () => {
+      if (this.stateValue === 'disconnected') return;
       this.stateValue = 'disconnected';
       // The dialogs lived in drachtio-server: without it the gateway can no longer end them, so
       // their media and transcripts are closed now (rtpengine calls deleted, finals emitted).
@@ -75,8 +78,12 @@ export class SipApp {
   /** Stops taking calls, drains the live ones, disconnects. */
   async stop(): Promise<void> {
     await this.deps.registry.drain(this.deps.config.drainGraceMs);
-    this.srf.disconnect();
     this.stateValue = 'disconnected';
+    try {
+      this.srf.disconnect();
+    } catch {
+      // Not connected (drachtio-server gone): nothing to disconnect.
+    }
   }
 
   private async onInvite(req: Req, res: Res): Promise<void> {

@@ -77,9 +77,10 @@ function scenario(name: string, values: Record<string, string>): string {
   return path;
 }
 
-function sipp(args: string[]): Promise<{ code: number | null; out: string }> {
+function sipp(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const child = spawn('sipp', [...args, '-nostdin', '-m', '1', '-l', '1', '-timeout', '40s', '-trace_err', '-error_file', join(dir, `sipp-${Date.now()}.err`)], { cwd: dir });
+    onSpawn?.(child);
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
     child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
@@ -261,9 +262,36 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     expect(await rtpe.numSessions()).toBe(0);
   }, 60_000);
 
+  it('answers OPTIONS pings, and refuses an INVITE without audio with 488', async () => {
+    const options = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'options.xml'), '-s', 'gateway', '-i', '127.0.0.1', '-p', String(await freePort())]);
+    expect(options.code, options.out).toBe(0);
+    const noSdp = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-nosdp.xml'), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort())]);
+    expect(noSdp.code, noSdp.out).toBe(0);
+    expect(gateway.registry.size).toBe(0);
+  }, 30_000);
+
   it('refuses a call no rule matches with 404', async () => {
     const r = await sipp([`127.0.0.1:${sipPort}`, '-sn', 'uac', '-s', 'nobody', '-i', '127.0.0.1', '-p', String(await freePort())]);
     expect(r.code).not.toBe(0);
     expect(r.out + spawnSync('sh', ['-c', `cat ${dir}/*.err 2>/dev/null`], { encoding: 'utf8' }).stdout).toMatch(/404/);
   }, 30_000);
+
+  it('(f) drachtio-server going away ends its live calls: finals kept, rtpengine call deleted', async () => {
+    const before = events.length;
+    let sippChild: ChildProcess | undefined;
+    const caller = sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: '20000' }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())], (child) => (sippChild = child));
+    await waitFor('call.started', () => events.slice(before).some((e) => e.kind === 'call.started'));
+    await new Promise((r) => setTimeout(r, talkMs)); // the caller has said its sentence
+    drachtio!.kill('SIGKILL');
+    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
+    const call = events.slice(before);
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'disconnect' });
+    expect(call.filter((e) => e.kind === 'final').length).toBeGreaterThanOrEqual(1);
+    expect(await rtpe.numSessions()).toBe(0);
+    expect(gateway.receiver.openPorts).toBe(0);
+    await waitFor('/health to report the loss', async () => (await fetch(`http://127.0.0.1:${gateway.http.port}/health`)).status === 503);
+    // The far end is left with a dialog nobody will end: stop it.
+    sippChild?.kill('SIGKILL');
+    await caller;
+  }, 90_000);
 });
