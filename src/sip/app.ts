@@ -9,6 +9,7 @@ import type { DialplanRule, InviteFacts } from './dialplan.js';
 import type { DialplanStore } from './dialplan-store.js';
 import { parseSiprecOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
 
+/** `connecting` also while drachtio-srf retries after a lost connection; `disconnected` once stopped. */
 export type SipConnectionState = 'connecting' | 'connected' | 'disconnected';
 
 export interface SipAppDeps {
@@ -55,8 +56,9 @@ export class SipApp {
     // drachtio-srf emits 'close' when the connection drops (its typings say 'disconnect'), then
     // 'reconnecting' while it retries.
     (srf as unknown as { on(event: 'close', listener: () => void): void }).on('close', () => {
-      if (this.stateValue === 'disconnected') return;
-      this.stateValue = 'disconnected';
+      // After stop(), or a failed attempt while connecting: drachtio-srf keeps retrying.
+      if (this.stateValue !== 'connected') return;
+      this.stateValue = 'connecting';
       // The dialogs lived in drachtio-server: without it the gateway can no longer end them, so
       // their media and transcripts are closed now (rtpengine calls deleted, finals emitted).
       this.log.warn({ calls: this.deps.registry.size }, 'disconnected from drachtio-server; ending its calls and reconnecting');
