@@ -90,6 +90,7 @@ export class CallSession {
 
   constructor(private readonly deps: CallSessionDeps) {
     this.callId = deps.inbound.callId;
+    this.currentSiprec = deps.siprec;
     this.log = deps.logger.child({ callId: this.callId, rule: deps.rule.name });
   }
 
@@ -239,10 +240,10 @@ export class CallSession {
    * is subscribed afresh so transcription follows the new media. Resolves with the SDP answer for
    * the side that sent it.
    */
-  async reinvite(from: 'caller' | 'callee', offerSdp: string): Promise<string> {
+  async reinvite(from: 'caller' | 'callee', offerSdp: string, siprecUpdate?: SiprecOffer): Promise<string> {
     if (this.stateValue.name !== 'active') throw new Error(`call ${this.callId} is ${this.stateValue.name}: re-INVITE refused`);
     const { rtpengine, inbound } = this.deps;
-    if (this.deps.rule.action === 'siprec') return this.rerecord(offerSdp);
+    if (this.deps.rule.action === 'siprec') return this.rerecord(offerSdp, siprecUpdate);
     const [fromTag, toTag] = from === 'caller' ? [inbound.fromTag, this.calleeTag] : [this.calleeTag, inbound.fromTag];
     const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': fromTag, 'to-tag': toTag, sdp: offerSdp, ...ANCHOR });
     const otherAnswer =
@@ -260,7 +261,14 @@ export class CallSession {
    * A recording client's re-INVITE (hold with `a=inactive`, resume, updated metadata): the same
    * party sockets answer the new offer; streams beyond the original ones are declined (port 0).
    */
-  private async rerecord(offerSdp: string): Promise<string> {
+  /** The recording offer in force (updated by re-INVITEs): the base for parsing the next update. */
+  get siprecOffer(): SiprecOffer | undefined {
+    return this.currentSiprec;
+  }
+
+  private currentSiprec: SiprecOffer | undefined;
+
+  private async rerecord(offerSdp: string, update?: SiprecOffer): Promise<string> {
     const { rtpengine, inbound } = this.deps;
     const offer = await rtpengine.offer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, 'to-tag': this.localTag, sdp: offerSdp, ...ANCHOR });
     const media = parseSdp(offer.sdp!).media.filter((m) => m.type === 'audio');
@@ -274,7 +282,18 @@ export class CallSession {
     this.recorded.forEach((r, k) => k < media.length && r.port.stream.setPayloadMap(payloadMapFromSdp(localSdp, k)));
     const answer = await rtpengine.answer({ 'call-id': this.callId, 'from-tag': inbound.fromTag, 'to-tag': this.localTag, sdp: localSdp, ...ANCHOR });
     const hold = media.every((m) => m.direction === 'inactive' || m.direction === 'recvonly');
-    if (this.pipeline) this.deps.onEvent({ kind: 'call.updated', callId: this.callId, seq: this.pipeline.seq.next(), by: 'caller', hold });
+    if (update) this.currentSiprec = update;
+    // Parties keep their names for the whole call (transcripts stay attributable); who sends each
+    // stream now is reported with the update.
+    const participants = update
+      ? this.recorded.map((r, i) => {
+          const p = update.streams.find((s) => s.mediaIndex === i)?.participant;
+          return { party: r.party, ...(p?.name ? { name: p.name } : {}), ...(p?.aor ? { aor: p.aor } : {}) };
+        })
+      : undefined;
+    if (this.pipeline) {
+      this.deps.onEvent({ kind: 'call.updated', callId: this.callId, seq: this.pipeline.seq.next(), by: 'caller', hold, ...(participants ? { participants } : {}) });
+    }
     return answer.sdp!;
   }
 

@@ -37,6 +37,8 @@ export interface CallUpdatedEvent {
   readonly by: 'caller' | 'callee';
   /** True while that side holds the call (its offer was sendonly or inactive). */
   readonly hold: boolean;
+  /** SIPREC: who sends each recorded party's stream now (updated recording metadata). */
+  readonly participants?: readonly { readonly party: string; readonly name?: string; readonly aor?: string }[];
 }
 
 export interface CallEndedEvent {

@@ -129,7 +129,13 @@ export class SipApp {
     const holder: { session?: CallSession } = {};
     const side = (who: 'caller' | 'callee'): LegEvents => ({
       bye: () => void holder.session?.remoteBye(who),
-      reinvite: (sdp) => holder.session!.reinvite(who, sdp),
+      reinvite: async (req) => {
+        const session = holder.session!;
+        if (rule.action !== 'siprec') return session.reinvite(who, sdpOf(req));
+        // A recording client's update: new metadata is read against the recording so far.
+        const update = parseSiprecOffer(recordingInput(req), session.siprecOffer ? { previous: session.siprecOffer } : {});
+        return session.reinvite(who, update.sdp, update);
+      },
     });
     const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'), siprec?.sdp);
     const dialer = new DrachtioDialer(this.srf, side('callee'));
@@ -202,15 +208,15 @@ function sdpOf(req: Req): string {
 /** What a dialog reports to its call session. */
 interface LegEvents {
   bye(): void;
-  /** A re-INVITE's offer; resolves with the answer to send in the 200 OK. */
-  reinvite(sdp: string): Promise<string>;
+  /** A re-INVITE; resolves with the SDP answer to send in the 200 OK. */
+  reinvite(req: Req): Promise<string>;
 }
 
 /** Routes a dialog's BYE and re-INVITEs to the session; a failed renegotiation is answered 488. */
 function watchDialog(dialog: Srf.Dialog, events: LegEvents): void {
   dialog.on('destroy', () => events.bye());
   dialog.on('modify', (req: Req, res: Res) => {
-    events.reinvite(sdpOf(req)).then(
+    events.reinvite(req).then(
       (sdp) => res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp' } }),
       () => res.send(488, 'Not Acceptable Here', {}),
     );

@@ -264,13 +264,21 @@ describe('CallSession against a real rtpengine', () => {
     // Hold: the recording client marks both streams inactive.
     const held = await session.reinvite('caller', siprec.sdp.replaceAll('a=sendonly', 'a=inactive'));
     expect(held.match(/a=inactive/g)).toHaveLength(2);
+    // Updated metadata (Bob's line transferred to Carol): the party keeps its name, the update says who sends now.
+    const transferred = parseSiprecOffer(
+      { contentType: 'multipart/mixed;boundary=b1', body: body.replace('<name>Bob</name>', '<name>Carol</name>').replace('sip:bob@', 'sip:carol@') },
+      { previous: session.siprecOffer! },
+    );
+    await session.reinvite('caller', transferred.sdp, transferred);
     await session.remoteBye('caller');
     alice.close();
     bob.close();
     expect(events[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', parties: [{ name: 'Alice' }, { name: 'Bob' }] });
     expect(finalsOf(events, 'Alice').length).toBeGreaterThanOrEqual(1);
     expect(finalsOf(events, 'Bob').length).toBeGreaterThanOrEqual(1);
-    expect(events.find((e) => e.kind === 'call.updated')).toMatchObject({ hold: true });
+    const updates = events.filter((e) => e.kind === 'call.updated');
+    expect(updates[0]).toMatchObject({ hold: true });
+    expect(updates[1]).toMatchObject({ hold: false, participants: [{ party: 'Alice', name: 'Alice' }, { party: 'Bob', name: 'Carol', aor: 'sip:carol@example.com' }] });
     expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
     await expectReleased();
   }, 60_000);
