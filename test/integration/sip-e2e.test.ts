@@ -276,6 +276,56 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     expect(r.out + spawnSync('sh', ['-c', `cat ${dir}/*.err 2>/dev/null`], { encoding: 'utf8' }).stdout).toMatch(/404/);
   }, 30_000);
 
+  it('(g) outbound mode: drachtio-server connects to the gateway for each call', async () => {
+    const slot = rtpPortRange();
+    const sip2 = await freePort('tcp');
+    const admin2 = await freePort('tcp');
+    const listen = await freePort('tcp');
+    const conf = join(dir, 'drachtio-outbound.conf.xml');
+    writeFileSync(
+      conf,
+      `<drachtio><admin port="${admin2}" secret="cymru">127.0.0.1</admin><request-handlers><request-handler sip-method="INVITE">tcp://127.0.0.1:${listen}</request-handler></request-handlers><sip><contacts><contact>sip:127.0.0.1:${sip2};transport=udp,tcp</contact></contacts></sip><cdrs>false</cdrs><logging><console/><loglevel>warning</loglevel><sofia-loglevel>1</sofia-loglevel></logging></drachtio>`,
+    );
+    const drachtio2 = spawn(DRACHTIO!, ['-f', conf], { stdio: 'ignore' });
+    const whisper = await ensureTestWhisper();
+    const config = loadConfig({
+      env: {
+        WHISPERLINE_SIP_MODE: 'outbound',
+        WHISPERLINE_SIP_LISTEN_PORT: String(listen),
+        WHISPERLINE_SIP_DIALPLANS: join(dir, 'dialplans'),
+        WHISPERLINE_RTPENGINE_LAUNCH: 'false',
+        WHISPERLINE_RTPENGINE_PORT: String(rtpe.ngPort),
+        WHISPERLINE_MEDIA_PORT_MIN: String(slot.gateway.min),
+        WHISPERLINE_MEDIA_PORT_MAX: String(slot.gateway.max),
+        WHISPERLINE_ASR_MODEL: whisper.tinyModel,
+        WHISPERLINE_TRANSCRIPTS_NO_SPEECH_THRESHOLD: '1',
+        WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
+        WHISPERLINE_LOG_LEVEL: 'warn',
+        WHISPERLINE_HTTP_PORT: '0',
+      },
+    });
+    const outbound = await startGateway(config, createLogger(config.log));
+    const seen: CallEvent[] = [];
+    outbound.events.on('event', (e) => seen.push(e));
+    try {
+      await waitFor('drachtio outbound admin port', () => new Promise((resolve) => {
+        const s = connect(admin2, '127.0.0.1', () => (s.destroy(), resolve(true)));
+        s.on('error', () => resolve(false));
+      }));
+      const r = await sipp([`127.0.0.1:${sip2}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+      expect(r.code, r.out).toBe(0);
+      await waitFor('call.ended', () => seen.some((e) => e.kind === 'call.ended'));
+      expect(seen[0]).toMatchObject({ kind: 'call.started', rule: 'line' });
+      expect(seen.filter((e) => e.kind === 'final').length).toBeGreaterThanOrEqual(1);
+      expect(seen.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+      expect(await rtpe.numSessions()).toBe(0);
+    } finally {
+      await outbound.close();
+      drachtio2.kill('SIGTERM');
+      slot.release();
+    }
+  }, 90_000);
+
   it('(f) drachtio-server going away ends its live calls: finals kept, rtpengine call deleted', async () => {
     const before = events.length;
     let sippChild: ChildProcess | undefined;
