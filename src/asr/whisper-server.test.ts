@@ -7,7 +7,8 @@ import { ensureTestWhisper, speak, type TestWhisper } from '../../test/support/w
 import { WhisperlineError } from '../errors.js';
 import { WHISPER_LANGUAGES } from './languages.js';
 import type { RecognitionResult } from './recognizer.js';
-import { audioContextFor, encodeWav, LocalWhisperServer, mapVerboseJson, RemoteWhisperServer, WhisperHttpClient, WhisperServerDown, type Transcription } from './whisper-server.js';
+import { encodeWav } from '../audio/wav.js';
+import { audioContextFor, LocalWhisperServer, mapVerboseJson, RemoteWhisperServer, WhisperHttpClient, WhisperServerDown, type Transcription } from './whisper-server.js';
 
 const CODES = new Set(Object.values(WHISPER_LANGUAGES));
 
@@ -93,7 +94,7 @@ describe('verbose_json mapping', () => {
   });
 
   it('encodes 16 kHz mono 16-bit WAV', () => {
-    const wav = encodeWav(new Int16Array([1, -1, 32767]));
+    const wav = encodeWav(new Int16Array([1, -1, 32767]), 16000);
     expect(wav.toString('ascii', 0, 4)).toBe('RIFF');
     expect(wav.readUInt32LE(24)).toBe(16000);
     expect(wav.readUInt16LE(22)).toBe(1);

@@ -18,6 +18,7 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { encodeWav } from '../audio/wav.js';
 import { WhisperlineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { languageCode } from './languages.js';
@@ -110,27 +111,6 @@ export class WhisperServerDown extends WhisperlineError {
   }
 }
 
-/** A 16-bit mono PCM WAV file in memory. */
-export function encodeWav(samples: Int16Array, sampleRate = SAMPLE_RATE): Buffer {
-  const data = samples.length * 2;
-  const buf = Buffer.alloc(44 + data);
-  buf.write('RIFF', 0, 'ascii');
-  buf.writeUInt32LE(36 + data, 4);
-  buf.write('WAVE', 8, 'ascii');
-  buf.write('fmt ', 12, 'ascii');
-  buf.writeUInt32LE(16, 16);
-  buf.writeUInt16LE(1, 20);
-  buf.writeUInt16LE(1, 22);
-  buf.writeUInt32LE(sampleRate, 24);
-  buf.writeUInt32LE(sampleRate * 2, 28);
-  buf.writeUInt16LE(2, 32);
-  buf.writeUInt16LE(16, 34);
-  buf.write('data', 36, 'ascii');
-  buf.writeUInt32LE(data, 40);
-  const pcm = Buffer.from(samples.buffer, samples.byteOffset, data);
-  pcm.copy(buf, 44);
-  return buf;
-}
 
 interface VerboseWord {
   word?: string;
@@ -256,7 +236,7 @@ export class WhisperHttpClient {
     const durationMs = Math.round((input.samples.length * 1000) / SAMPLE_RATE);
     const beam = Math.max(1, options.beamSize ?? 1);
     const form = new FormData();
-    form.append('file', new Blob([encodeWav(input.samples)], { type: 'audio/wav' }), 'audio.wav');
+    form.append('file', new Blob([encodeWav(input.samples, SAMPLE_RATE)], { type: 'audio/wav' }), 'audio.wav');
     form.append('response_format', 'verbose_json');
     form.append('language', input.language || 'auto');
     form.append('translate', input.task === 'translate' ? 'true' : 'false');

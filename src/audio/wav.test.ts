@@ -33,6 +33,16 @@ describe('parseWav', () => {
     }
   });
 
+  it('writes stereo with one channel per party, padding the shorter one', () => {
+    const left = Int16Array.of(1, 2, 3);
+    const right = Int16Array.of(-1, -2);
+    const wav = parseWav(encodeWav([left, right], 8000));
+    expect(wav.channels.map((c) => [...c])).toEqual([
+      [1, 2, 3],
+      [-1, -2, 0],
+    ]);
+  });
+
   it('round-trips what encodeWav writes', () => {
     const samples = Int16Array.from({ length: 100 }, (_, i) => i * 300 - 15000);
     const wav = parseWav(encodeWav(samples, 16000));

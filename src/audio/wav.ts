@@ -62,24 +62,39 @@ export function parseWav(buf: Uint8Array): WavAudio {
   return { sampleRate, channels: out };
 }
 
-/** A mono 16-bit PCM WAV file. */
-export function encodeWav(samples: Int16Array, sampleRate: number): Buffer {
-  const out = Buffer.alloc(44 + samples.length * 2);
+/**
+ * A 16-bit PCM WAV file: mono from one array, or one channel per array (interleaved; shorter
+ * channels are padded with silence).
+ */
+export function encodeWav(audio: Int16Array | readonly Int16Array[], sampleRate: number): Buffer {
+  const channels = audio instanceof Int16Array ? [audio] : audio;
+  const frames = Math.max(0, ...channels.map((c) => c.length));
+  const data = frames * 2 * channels.length;
+  const out = Buffer.alloc(44 + data);
   out.write('RIFF', 0, 'ascii');
-  out.writeUInt32LE(36 + samples.length * 2, 4);
+  out.writeUInt32LE(36 + data, 4);
   out.write('WAVEfmt ', 8, 'ascii');
   out.writeUInt32LE(16, 16);
   out.writeUInt16LE(FORMAT_PCM, 20);
-  out.writeUInt16LE(1, 22);
+  out.writeUInt16LE(channels.length, 22);
   out.writeUInt32LE(sampleRate, 24);
-  out.writeUInt32LE(sampleRate * 2, 28);
-  out.writeUInt16LE(2, 32);
+  out.writeUInt32LE(sampleRate * 2 * channels.length, 28);
+  out.writeUInt16LE(2 * channels.length, 32);
   out.writeUInt16LE(16, 34);
   out.write('data', 36, 'ascii');
-  out.writeUInt32LE(samples.length * 2, 40);
-  for (let i = 0; i < samples.length; i++) out.writeInt16LE(samples[i]!, 44 + i * 2);
+  out.writeUInt32LE(data, 40);
+  if (channels.length === 1 && ENDIAN_LITTLE) {
+    // The common case (every request to whisper-server): one copy of the samples' bytes.
+    Buffer.from(channels[0]!.buffer, channels[0]!.byteOffset, data).copy(out, 44);
+    return out;
+  }
+  for (let i = 0; i < frames; i++) {
+    for (let c = 0; c < channels.length; c++) out.writeInt16LE(channels[c]![i] ?? 0, 44 + (i * channels.length + c) * 2);
+  }
   return out;
 }
+
+const ENDIAN_LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 function invalid(what: string): WhisperlineError {
   return new WhisperlineError('AUDIO_INVALID', `unsupported WAV: ${what}`);

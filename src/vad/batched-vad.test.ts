@@ -1,18 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_VAD_CONFIG } from '../../test/support/vad-config.js';
 import type { VadConfig } from '../config/schema.js';
 import { cadenceTone, speechFixture, whiteNoise } from '../../test/support/speech.js';
 import { BatchedVad, WINDOW_MS, type VadStream } from './batched-vad.js';
 import { CONTEXT_SAMPLES, INPUT_SAMPLES, SileroBatch, SileroParty, WINDOW_SAMPLES } from './silero.js';
 
-const CONFIG: VadConfig = {
-  threshold: 0.5,
-  negativeThreshold: 0.35,
-  preRollMs: 300,
-  hangoverMs: 600,
-  minSpeechMs: 250,
-  maxUtteranceMs: 20_000,
-  maxBatch: 512,
-};
+const CONFIG: VadConfig = TEST_VAD_CONFIG;
 
 const FRAME = 320;
 

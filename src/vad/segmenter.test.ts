@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_VAD_CONFIG } from '../../test/support/vad-config.js';
 import type { VadConfig } from '../config/schema.js';
 import { cadenceTone, chordSequence, speechFixture, whiteNoise, type SpeechFixture } from '../../test/support/speech.js';
 import { concatSamples, rmsDb } from '../../test/support/signal.js';
@@ -12,15 +13,7 @@ import type { Utterance } from './utterance.js';
  * of silence before each sentence, so the pre-roll is whole) and compare it with where espeak-ng's
  * trimmed sentence really starts and ends.
  */
-const CONFIG: VadConfig = {
-  threshold: 0.5,
-  negativeThreshold: 0.35,
-  preRollMs: 300,
-  hangoverMs: 600,
-  minSpeechMs: 250,
-  maxUtteranceMs: 20_000,
-  maxBatch: 512,
-};
+const CONFIG: VadConfig = TEST_VAD_CONFIG;
 const TOLERANCE_MS = 200;
 const FRAME = 320;
 

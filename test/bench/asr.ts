@@ -25,7 +25,8 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { WhisperEngine } from '../../src/asr/engine.js';
 import { BASE_DIMS, ensureRandomWhisperModel } from '../../src/asr/ggml-model.js';
-import { audioContextFor, encodeWav } from '../../src/asr/whisper-server.js';
+import { audioContextFor } from '../../src/asr/whisper-server.js';
+import { encodeWav } from '../../src/audio/wav.js';
 import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from '../../src/asr/whisper-build.js';
 import type { AsrConfig } from '../../src/config/schema.js';
 import { modelFileName, speak, TEST_MODEL_DIR } from '../support/whisper.js';
@@ -91,7 +92,7 @@ export async function main(args: string[]): Promise<void> {
     const utterances = SENTENCES.slice(0, count).map((text, i) => {
       const samples = speak(text);
       const file = join(dir, `u${i}.wav`);
-      writeFileSync(file, encodeWav(samples));
+      writeFileSync(file, encodeWav(samples, 16000));
       return { samples, file, durationMs: (samples.length / 16000) * 1000 };
     });
     log(`  ${utterances.length} espeak-ng utterances, ${utterances.map((u) => (u.durationMs / 1000).toFixed(1)).join(' / ')} s`);

@@ -33,9 +33,8 @@
  * - leftoverSessions: rtpengine's session count after every call ended (must be 0).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
@@ -50,6 +49,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { UTTERANCE_TAIL_MS } from '../../src/vad/segmenter.js';
+import { freeMediaPort, freeTcpPort, freeUdpPort, waitFor } from '../support/net.js';
 import { rtpPortRange, startTestRtpengine, type TestPortRanges, type TestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
 import { ensureTestWhisper } from '../support/whisper.js';
@@ -76,45 +76,6 @@ function which(name: string): string | undefined {
   return r.status === 0 ? r.stdout.trim() : undefined;
 }
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const { port } = s.address();
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
-async function freeTcpPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** An even UDP port with port + 2 free too (sipp binds the audio and video media sockets). */
-async function freeMediaPort(): Promise<number> {
-  for (let i = 0; i < 200; i++) {
-    const p = await freeUdpPort();
-    if (p % 2 !== 0 || p > 65000) continue;
-    const probe = createSocket('udp4');
-    const ok = await new Promise<boolean>((resolve) => {
-      probe.once('error', () => resolve(false));
-      probe.bind(p + 2, '127.0.0.1', () => resolve(true));
-    });
-    await new Promise<void>((r) => probe.close(() => r()));
-    if (ok) return p;
-  }
-  throw new Error('no free media port pair for sipp');
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 /**
  * Port slots leased like the tests do (lock files, so a vitest run at the same time never gets

@@ -22,6 +22,7 @@
  * window was dropped and the backlog stays within a few windows.
  */
 import { parseArgs } from 'node:util';
+import { TEST_VAD_CONFIG } from '../support/vad-config.js';
 import type { VadConfig } from '../../src/config/schema.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { SpeechSegmenter } from '../../src/vad/segmenter.js';
@@ -30,15 +31,7 @@ import { speechFixture } from '../support/speech.js';
 const FRAME = 320;
 const FRAMES_PER_SECOND = 50;
 
-const CONFIG: VadConfig = {
-  threshold: 0.5,
-  negativeThreshold: 0.35,
-  preRollMs: 300,
-  hangoverMs: 600,
-  minSpeechMs: 250,
-  maxUtteranceMs: 20_000,
-  maxBatch: 512,
-};
+const CONFIG: VadConfig = TEST_VAD_CONFIG;
 
 interface Measure {
   parties: number;

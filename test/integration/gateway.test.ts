@@ -1,19 +1,12 @@
 /** The composition root in embedded mode: it launches rtpengine, reaches it, and takes it down. */
-import { createSocket } from 'node:dgram';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway } from '../../src/main.js';
+import { freeUdpPort } from '../support/net.js';
 import { rtpPortRange } from '../support/rtpengine.js';
 import { ensureTestWhisper } from '../support/whisper.js';
 
-async function freeUdpPort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((resolve) => s.bind(0, '127.0.0.1', resolve));
-  const { port } = s.address();
-  await new Promise<void>((resolve) => s.close(() => resolve()));
-  return port;
-}
 
 const ports = rtpPortRange();
 afterAll(() => ports.release());

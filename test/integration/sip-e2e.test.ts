@@ -5,7 +5,6 @@
  * binary is on PATH or in DRACHTIO_BIN, and is reported skipped, with that reason, otherwise.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket } from 'node:dgram';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { createLogger } from '../../src/log.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
+import { freeMediaPort, freeTcpPort, freeUdpPort, waitFor } from '../support/net.js';
 import { ensureTestWhisper } from '../support/whisper.js';
 
 function findDrachtio(): string | undefined {
@@ -32,38 +32,6 @@ const SKIP_REASON = 'skipped: no drachtio binary on PATH or in DRACHTIO_BIN (dra
 if (!DRACHTIO) console.log(`sip-e2e: ${SKIP_REASON}`);
 
 const SIPP_DIR = join(import.meta.dirname, '..', 'sipp');
-
-async function freePort(type: 'udp4' | 'tcp' = 'udp4'): Promise<number> {
-  if (type === 'udp4') {
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-    const { port } = s.address();
-    await new Promise<void>((r) => s.close(() => r()));
-    return port;
-  }
-  const { createServer } = await import('node:net');
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const port = (srv.address() as { port: number }).port;
-  await new Promise((r) => srv.close(r));
-  return port;
-}
-
-/** Even ports for sipp media (it uses port and port + 2 for RTP/RTCP echo pairs). */
-async function freeMediaPort(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p % 2 === 0 && p < 65000) return p;
-  }
-}
-
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /**
  * The repository's scenario with its placeholders filled in: sipp substitutes `-key` values in
@@ -110,10 +78,10 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const whisper = await ensureTestWhisper();
     ports = rtpPortRange();
     rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
-    sipPort = await freePort('tcp');
-    const adminPort = await freePort('tcp');
-    uasPort = await freePort();
-    ringPort = await freePort();
+    sipPort = await freeTcpPort();
+    const adminPort = await freeTcpPort();
+    uasPort = await freeUdpPort();
+    ringPort = await freeUdpPort();
     const conf = join(dir, 'drachtio.conf.xml');
     writeFileSync(
       conf,
@@ -190,7 +158,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
 
   it('(a) a call to an answer rule is transcribed, and leaves no rtpengine session', async () => {
     const before = events.length;
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     expect(r.code, r.out).toBe(0);
     await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
     const call = events.slice(before);
@@ -207,7 +175,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const before = events.length;
     const uas = sipp(['-sf', scenario('uas-stream.xml', { audio_file: audioFile }), '-i', '127.0.0.1', '-p', String(uasPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     await new Promise((r) => setTimeout(r, 300)); // the UAS is listening
-    const uac = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'agent', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const uac = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'agent', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     expect(uac.code, uac.out).toBe(0);
     const agent = await uas;
     expect(agent.code, agent.out).toBe(0);
@@ -221,7 +189,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
 
   it('(c) a SIPREC INVITE with two streams: parties named from the metadata, recorded and transcribed', async () => {
     const before = events.length;
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-siprec.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'recorder', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-siprec.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'recorder', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     expect(r.code, r.out).toBe(0);
     await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
     const call = events.slice(before);
@@ -237,7 +205,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const before = events.length;
     const agent = sipp(['-sf', join(SIPP_DIR, 'uas-ring.xml'), '-i', '127.0.0.1', '-p', String(ringPort)]);
     await new Promise((r) => setTimeout(r, 300));
-    const callerRun = sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-cancel.xml'), '-s', 'ringing', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const callerRun = sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-cancel.xml'), '-s', 'ringing', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     const [caller, callee] = await Promise.all([callerRun, agent]);
     expect(caller.code, caller.out).toBe(0);
     expect(callee.code, callee.out).toBe(0);
@@ -249,7 +217,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
 
   it('(e) hold and resume re-INVITEs: call.updated both ways, speech after resume transcribed', async () => {
     const before = events.length;
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-hold.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-hold.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     expect(r.code, r.out).toBe(0);
     await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
     const call = events.slice(before);
@@ -263,24 +231,24 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   }, 60_000);
 
   it('answers OPTIONS pings, and refuses an INVITE without audio with 488', async () => {
-    const options = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'options.xml'), '-s', 'gateway', '-i', '127.0.0.1', '-p', String(await freePort())]);
+    const options = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'options.xml'), '-s', 'gateway', '-i', '127.0.0.1', '-p', String(await freeUdpPort())]);
     expect(options.code, options.out).toBe(0);
-    const noSdp = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-nosdp.xml'), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort())]);
+    const noSdp = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-nosdp.xml'), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort())]);
     expect(noSdp.code, noSdp.out).toBe(0);
     expect(gateway.registry.size).toBe(0);
   }, 30_000);
 
   it('refuses a call no rule matches with 404', async () => {
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sn', 'uac', '-s', 'nobody', '-i', '127.0.0.1', '-p', String(await freePort())]);
+    const r = await sipp([`127.0.0.1:${sipPort}`, '-sn', 'uac', '-s', 'nobody', '-i', '127.0.0.1', '-p', String(await freeUdpPort())]);
     expect(r.code).not.toBe(0);
     expect(r.out + spawnSync('sh', ['-c', `cat ${dir}/*.err 2>/dev/null`], { encoding: 'utf8' }).stdout).toMatch(/404/);
   }, 30_000);
 
   it('(g) outbound mode: drachtio-server connects to the gateway for each call', async () => {
     const slot = rtpPortRange();
-    const sip2 = await freePort('tcp');
-    const admin2 = await freePort('tcp');
-    const listen = await freePort('tcp');
+    const sip2 = await freeTcpPort();
+    const admin2 = await freeTcpPort();
+    const listen = await freeTcpPort();
     const conf = join(dir, 'drachtio-outbound.conf.xml');
     writeFileSync(
       conf,
@@ -312,7 +280,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
         const s = connect(admin2, '127.0.0.1', () => (s.destroy(), resolve(true)));
         s.on('error', () => resolve(false));
       }));
-      const r = await sipp([`127.0.0.1:${sip2}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+      const r = await sipp([`127.0.0.1:${sip2}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
       expect(r.code, r.out).toBe(0);
       await waitFor('call.ended', () => seen.some((e) => e.kind === 'call.ended'));
       expect(seen[0]).toMatchObject({ kind: 'call.started', rule: 'line' });
@@ -329,7 +297,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   it('(f) drachtio-server going away ends its live calls: finals kept, rtpengine call deleted', async () => {
     const before = events.length;
     let sippChild: ChildProcess | undefined;
-    const caller = sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: '20000' }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freePort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())], (child) => (sippChild = child));
+    const caller = sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: '20000' }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())], (child) => (sippChild = child));
     await waitFor('call.started', () => events.slice(before).some((e) => e.kind === 'call.started'));
     await new Promise((r) => setTimeout(r, talkMs)); // the caller has said its sentence
     drachtio!.kill('SIGKILL');

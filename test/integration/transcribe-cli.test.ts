@@ -7,34 +7,13 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { encodeWav } from '../../src/audio/wav.js';
 import { speechFixture } from '../support/speech.js';
 import { ensureTestWhisper } from '../support/whisper.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wl-transcribe-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** A 16-bit stereo WAV from two mono tracks. */
-function stereoWav(left: Int16Array, right: Int16Array, rate: number): Buffer {
-  const n = Math.max(left.length, right.length);
-  const out = Buffer.alloc(44 + n * 4);
-  out.write('RIFF', 0, 'ascii');
-  out.writeUInt32LE(36 + n * 4, 4);
-  out.write('WAVEfmt ', 8, 'ascii');
-  out.writeUInt32LE(16, 16);
-  out.writeUInt16LE(1, 20);
-  out.writeUInt16LE(2, 22);
-  out.writeUInt32LE(rate, 24);
-  out.writeUInt32LE(rate * 4, 28);
-  out.writeUInt16LE(4, 32);
-  out.writeUInt16LE(16, 34);
-  out.write('data', 36, 'ascii');
-  out.writeUInt32LE(n * 4, 40);
-  for (let i = 0; i < n; i++) {
-    out.writeInt16LE(left[i] ?? 0, 44 + i * 4);
-    out.writeInt16LE(right[i] ?? 0, 46 + i * 4);
-  }
-  return out;
-}
 
 function run(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -55,7 +34,7 @@ describe('whisperline transcribe', () => {
     const caller = await speechFixture({ sentences: ['I would like to pay my bill.', 'Yes, the one from March.'], gapsMs: [2500], sampleRate: 8000, leadMs: 300, tailMs: 2500 });
     const callee = await speechFixture({ sentences: ['Sure, which bill is it?'], gapsMs: [], sampleRate: 8000, leadMs: 2200, tailMs: 2000 });
     const file = join(dir, 'call.wav');
-    writeFileSync(file, stereoWav(caller.samples16k, callee.samples16k, 16000));
+    writeFileSync(file, encodeWav([caller.samples16k, callee.samples16k], 16000));
     const env = {
       WHISPERLINE_ASR_MODEL: whisper.tinyModel,
       WHISPERLINE_TRANSCRIPTS_NO_SPEECH_THRESHOLD: '1',
