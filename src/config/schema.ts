@@ -54,6 +54,7 @@ export const VadConfigSchema = z
     minSpeechMs: z.number().int().min(0).max(5000),
     maxUtteranceMs: z.number().int().min(1000).max(120_000),
     maxBatch: z.number().int().min(1).max(4096),
+    sampleRate: z.union([z.literal(8000), z.literal(16000)]),
   })
   .strict()
   .superRefine((v, ctx) => {

@@ -256,7 +256,7 @@ export class BatchedVad {
   }
 
   static async create(config: VadConfig, options: BatchedVadOptions = {}): Promise<BatchedVad> {
-    const model = await SileroBatch.load(options.modelPath);
+    const model = await SileroBatch.load(options.modelPath, config.sampleRate);
     return new BatchedVad(model, config, options);
   }
 

