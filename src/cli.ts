@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { downloadModel, listModels, progressLine } from './asr/models.js';
 import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';
 import { createLogger } from './log.js';
 import { startGateway, startSpeech } from './main.js';
@@ -31,13 +32,22 @@ function version(): string {
   return pkg.version;
 }
 
-/** Prints a configuration error the way both `start` and `check-config` report it; exit code 2. */
+/** Prints a configuration error the way every command reports it; exit code 2. */
 function reportConfigError(err: unknown): number {
   if (err instanceof ConfigError) {
     console.error(err.message);
     return 2;
   }
   throw err;
+}
+
+/** The configuration, or the exit code after reporting why there is none. */
+function configOrReport(file: string | undefined): Config | number {
+  try {
+    return loadConfig({ file });
+  } catch (err) {
+    return reportConfigError(err);
+  }
 }
 
 // `whisperline models list | head`: a closed pipe ends the output, not the process with a stack trace.
@@ -92,12 +102,8 @@ async function main(argv: string[]): Promise<number> {
       }
     }
     case 'start': {
-      let config;
-      try {
-        config = loadConfig({ file: values.config });
-      } catch (err) {
-        return reportConfigError(err);
-      }
+      const config = configOrReport(values.config);
+      if (typeof config === 'number') return config;
       const log = createLogger(config.log);
       const gateway = await startGateway(config, log);
       await new Promise<void>((resolve) => {
@@ -117,12 +123,8 @@ async function main(argv: string[]): Promise<number> {
         console.error('usage: whisperline transcribe [--json] [--language L] [--translate] FILE...');
         return 1;
       }
-      let config;
-      try {
-        config = loadConfig({ file: values.config });
-      } catch (err) {
-        return reportConfigError(err);
-      }
+      const config = configOrReport(values.config);
+      if (typeof config === 'number') return config;
       const log = createLogger({ ...config.log, level: config.log.level === 'info' ? 'warn' : config.log.level });
       const speech = await startSpeech(config, log, { realtime: false });
       try {
@@ -143,12 +145,8 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'models': {
-      let config;
-      try {
-        config = loadConfig({ file: values.config });
-      } catch (err) {
-        return reportConfigError(err);
-      }
+      const config = configOrReport(values.config);
+      if (typeof config === 'number') return config;
       return models(rest, config.asr.modelDir, config.asr.modelBaseUrl);
     }
     default:

@@ -19,7 +19,7 @@ import { MediaForker } from '../../src/media/fork.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import type { DialplanRule } from '../../src/sip/dialplan.js';
-import { parseSiprecOffer } from '../../src/sip/siprec.js';
+import { parseSiprecOffer, type SiprecOffer } from '../../src/sip/siprec.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
@@ -124,9 +124,13 @@ class FakeDialer implements OutboundDialer {
 const answerRule: DialplanRule = { name: 'line', match: { kind: 'any' }, action: 'answer', labels: ['test'], parties: { caller: { label: 'customer', transcribe: true } } };
 const bridgeRule: DialplanRule = { name: 'agents', match: { kind: 'any' }, action: 'bridge', target: 'sip:agents@127.0.0.1', labels: [] };
 
-async function newCall(rule: DialplanRule, dialer?: OutboundDialer): Promise<{ session: CallSession; leg: FakeInboundLeg; events: CallEvent[]; caller: RtpEndpoint }> {
-  const caller = await new RtpEndpoint('PCMU').open();
-  const leg = new FakeInboundLeg(`call-${Math.random().toString(36).slice(2)}`, caller);
+async function newCall(
+  rule: DialplanRule,
+  dialer?: OutboundDialer,
+  recording?: { caller: RtpEndpoint; offer: SiprecOffer },
+): Promise<{ session: CallSession; leg: FakeInboundLeg; events: CallEvent[]; caller: RtpEndpoint }> {
+  const caller = recording?.caller ?? (await new RtpEndpoint('PCMU').open());
+  const leg = new FakeInboundLeg(`call-${Math.random().toString(36).slice(2)}`, caller, recording?.offer.sdp);
   const events: CallEvent[] = [];
   const session = new CallSession({
     inbound: leg,
@@ -141,6 +145,7 @@ async function newCall(rule: DialplanRule, dialer?: OutboundDialer): Promise<{ s
     logger: log,
     onEvent: (e) => events.push(e),
     ...(dialer ? { dialer } : {}),
+    ...(recording ? { siprec: recording.offer } : {}),
   });
   return { session, leg, events, caller };
 }
@@ -240,22 +245,8 @@ describe('CallSession against a real rtpengine', () => {
 </recording>`;
     const body = ['--b1', 'Content-Type: application/sdp', '', sdp, '--b1', 'Content-Type: application/rs-metadata+xml', 'Content-Disposition: recording-session', '', metadata, '--b1--', ''].join('\r\n');
     const siprec = parseSiprecOffer({ contentType: 'multipart/mixed;boundary=b1', body });
-    const leg = new FakeInboundLeg(`siprec-${Math.random().toString(36).slice(2)}`, alice, siprec.sdp);
-    const events: CallEvent[] = [];
-    const session = new CallSession({
-      inbound: leg,
-      rule: { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: ['recording'] },
-      siprec,
-      rtpengine: client,
-      receiver,
-      forker,
-      vad,
-      recognizer: engine,
-      vadConfig: config.vad,
-      transcripts: config.transcripts,
-      logger: log,
-      onEvent: (e) => events.push(e),
-    });
+    const recorder: DialplanRule = { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: ['recording'] };
+    const { session, leg, events } = await newCall(recorder, undefined, { caller: alice, offer: siprec });
     await session.start();
     // The SRS answers every stream recvonly, keeping the labels.
     expect(leg.answered!.match(/a=recvonly/g)).toHaveLength(2);
