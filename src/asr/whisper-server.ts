@@ -13,12 +13,13 @@
  *
  * The server decodes one request at a time (a mutex); callers send one request per server.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { encodeWav } from '../audio/wav.js';
+import { spawnBoundToParent } from '../child-process.js';
 import { WhisperlineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { languageCode } from './languages.js';
@@ -452,7 +453,7 @@ export class LocalWhisperServer implements WhisperBackend {
     for (let attempt = 0; attempt < 3; attempt++) {
       const port = await freePort();
       const args = ['-m', options.model, '--host', '127.0.0.1', '--port', String(port), '-t', String(options.threads), '-nlp', ...(options.extraArgs ?? [])];
-      const child = spawn(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnBoundToParent(options.binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       track(child);
       const server = new LocalWhisperServer(child, port);
       try {

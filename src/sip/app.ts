@@ -48,8 +48,11 @@ export class SipApp {
   start(): void {
     const { config } = this.deps;
     const srf = this.srf;
+    // drachtio-srf retries every few seconds while drachtio-server is away: say so once, not each time.
+    let quiet = false;
     srf.on('connect', (err, hostport) => {
       if (err) return;
+      quiet = false;
       this.stateValue = 'connected';
       this.log.info({ hostport }, 'connected to drachtio-server');
     });
@@ -64,7 +67,11 @@ export class SipApp {
       this.log.warn({ calls: this.deps.registry.size }, 'disconnected from drachtio-server; ending its calls and reconnecting');
       void this.deps.registry.closeAll('disconnect');
     });
-    srf.on('error', (err) => this.log.warn({ err: err.message }, 'drachtio connection error'));
+    srf.on('error', (err) => {
+      if (quiet) return this.log.debug({ err: err.message }, 'drachtio connection error');
+      quiet = true;
+      this.log.warn({ err: err.message }, 'drachtio connection error; retrying');
+    });
     // OPTIONS pings (from SBCs and drachtio itself) are answered while the gateway is up.
     srf.use('options', (_req: Req, res: Res) => res.send(200));
     srf.invite((req: Req, res: Res) => void this.onInvite(req, res));

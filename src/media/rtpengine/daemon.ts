@@ -16,13 +16,14 @@
  * - `stop()` sends SIGTERM, then SIGKILL after `stopGraceMs`; it resolves when the process is
  *   gone and is idempotent.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { accessSync, constants as fsConstants, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from 'node:fs';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import dgram from 'node:dgram';
 import net, { isIP, isIPv6 } from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, isAbsolute, join } from 'node:path';
+import { join } from 'node:path';
+import { findExecutable, spawnBoundToParent } from '../../child-process.js';
 import { WhisperlineError } from '../../errors.js';
 import { RtpengineClient, type RtpengineLogger } from './client.js';
 
@@ -129,12 +130,7 @@ async function startOnce(binary: string, options: StartRtpengineOptions): Promis
     `--pidfile=${join(workDir, 'rtpengine.pid')}`,
     ...(options.extraArgs ?? []),
   ];
-  const setpriv = findExecutable('setpriv');
-  const [command, commandArgs] = setpriv
-    ? [setpriv, ['--pdeathsig', 'TERM', '--', binary, ...args]]
-    : [binary, args];
-
-  const child = spawn(command, commandArgs, { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnBoundToParent(binary, args, { cwd: workDir, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = new SupervisedProcess(child, logger, ownsWorkDir ? workDir : undefined);
   const cleanupFailedStart = async (): Promise<void> => {
     await proc.stop(options.stopGraceMs ?? 3000);
@@ -456,17 +452,3 @@ function ngSocketOwnership(port: number, pid: number | undefined): { ours: boole
 }
 
 /** Absolute path of an executable: `name` itself if it contains a slash, else looked up on PATH. */
-function findExecutable(name: string): string | undefined {
-  const candidates = name.includes('/')
-    ? [isAbsolute(name) ? name : join(process.cwd(), name)]
-    : (process.env.PATH ?? '').split(delimiter).filter(Boolean).map((dir) => join(dir, name));
-  for (const candidate of candidates) {
-    try {
-      accessSync(candidate, fsConstants.X_OK);
-      if (statSync(candidate).isFile()) return candidate;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
