@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { downloadModel, listModels, progressLine } from './asr/models.js';
 import { ConfigError, loadConfig } from './config/load.js';
@@ -11,6 +11,8 @@ import { transcribeFile } from './pipeline/transcribe-file.js';
 import { DialplanError } from './sip/dialplan.js';
 import { loadDialplans } from './sip/dialplan-store.js';
 import type { PipelineEvent } from './transcripts/events.js';
+import { EXPORT_FORMATS, exportCall, type ExportFormat } from './transcripts/export.js';
+import { TranscriptStore } from './transcripts/store.js';
 
 const USAGE = `whisperline: SIP voice gateway with live Whisper transcription
 
@@ -22,6 +24,8 @@ Usage:
                                         caller left, callee right) through the live pipeline
   whisperline models list               Whisper models: which are known, which are downloaded
   whisperline models download NAME      download a model into asr.modelDir (progress, SHA-1 check)
+  whisperline export CALL_ID [--format txt|vtt|srt|json]
+                                        a stored call's transcript from store.path (default txt)
   whisperline --version
 
 Environment: WHISPERLINE_CONFIG names a config file; WHISPERLINE_<KEY_PATH> overrides one key
@@ -65,6 +69,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean' },
       language: { type: 'string' },
       translate: { type: 'boolean' },
+      format: { type: 'string', short: 'f' },
       help: { type: 'boolean', short: 'h' },
       version: { type: 'boolean', short: 'v' },
     },
@@ -144,6 +149,11 @@ async function main(argv: string[]): Promise<number> {
       }
       return 0;
     }
+    case 'export': {
+      const config = configOrReport(values.config);
+      if (typeof config === 'number') return config;
+      return exportCommand(rest, values.format ?? 'txt', config.store.path);
+    }
     case 'models': {
       const config = configOrReport(values.config);
       if (typeof config === 'number') return config;
@@ -165,6 +175,32 @@ function formatEvent(e: PipelineEvent): string {
   if (e.kind === 'ended') return `${e.callId}: end (${e.reason})`;
   const tag = e.kind === 'translation' ? ' (en)' : '';
   return `${e.callId} [${clock(e.startMs)} → ${clock(e.endMs)}] ${e.party}${tag}: ${e.text}`;
+}
+
+function exportCommand(args: string[], format: string, storePath: string): number {
+  const [callId] = args;
+  if (callId === undefined || args.length > 1 || !(EXPORT_FORMATS as readonly string[]).includes(format)) {
+    console.error(`usage: whisperline export CALL_ID [--format ${EXPORT_FORMATS.join('|')}]`);
+    return 1;
+  }
+  // Opening would create an empty store; a missing file is the user's mistake, not a new store.
+  if (!existsSync(storePath)) {
+    console.error(`no transcript store at ${storePath} (store.path)`);
+    return 1;
+  }
+  const store = TranscriptStore.open(storePath);
+  try {
+    process.stdout.write(exportCall(store, callId, format as ExportFormat));
+    return 0;
+  } catch (err) {
+    if (err instanceof WhisperlineError && err.code === 'NOT_FOUND') {
+      console.error(`${err.message} (${storePath})`);
+      return 1;
+    }
+    throw err;
+  } finally {
+    store.close();
+  }
 }
 
 async function models(args: string[], modelDir: string, baseUrl: string): Promise<number> {

@@ -23,7 +23,8 @@ export type ErrorCode =
   | 'ASR_CLOSED'
   | 'ASR_BUILD'
   | 'MODEL_MISSING'
-  | 'MODEL_DOWNLOAD';
+  | 'MODEL_DOWNLOAD'
+  | 'NOT_FOUND';
 
 export class WhisperlineError extends Error {
   readonly code: ErrorCode;

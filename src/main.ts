@@ -11,6 +11,8 @@ import type { CallEvent } from './call/events.js';
 import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
 import { GatewayHttpServer } from './feeds/http.js';
+import { exportCall } from './transcripts/export.js';
+import { TranscriptStore } from './transcripts/store.js';
 import { SipApp } from './sip/app.js';
 import { DialplanStore } from './sip/dialplan-store.js';
 import type { Logger } from './log.js';
@@ -102,6 +104,7 @@ export interface Gateway {
   readonly speech: SpeechRuntime;
   readonly sip: SipApp;
   readonly http: GatewayHttpServer;
+  readonly store: TranscriptStore;
   readonly registry: CallRegistry;
   /** Every call's events (call.started, transcripts, dtmf, call.ended) in per-call seq order. */
   readonly events: EventEmitter<{ event: [CallEvent] }>;
@@ -164,7 +167,23 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const dialplans = await DialplanStore.open(config.sip.dialplans, { noMatchStatus: config.sip.noMatchStatus, logger: log });
     cleanups.push(() => dialplans.close());
     const registry = new CallRegistry({ maxCalls: config.sip.maxCalls, logger: log });
+    const store = TranscriptStore.open(config.store.path, { retentionDays: config.store.retentionDays });
+    cleanups.push(() => store.close());
+    const purged = store.purge();
+    if (purged > 0) log.info({ purged }, 'calls past the retention period removed');
+    const purging = setInterval(() => store.purge(), 6 * 3_600_000);
+    purging.unref();
+    cleanups.push(() => clearInterval(purging));
     const events = new EventEmitter<{ event: [CallEvent] }>();
+    // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
+    const publish = (e: CallEvent): void => {
+      try {
+        store.record(e);
+      } catch (err) {
+        log.error({ err, callId: e.callId, seq: e.seq, kind: e.kind }, 'transcript store write failed');
+      }
+      events.emit('event', e);
+    };
     const sip = new SipApp({
       config: config.sip,
       dialplans,
@@ -185,7 +204,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
           vadConfig: config.vad,
           transcripts: config.transcripts,
           logger: log,
-          onEvent: (e) => events.emit('event', e),
+          onEvent: publish,
         }),
     });
     sip.start();
@@ -195,6 +214,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       host: config.http.host,
       port: config.http.port,
       logger: log,
+      exportCall: (callId, format) => exportCall(store, callId, format),
       health: () => ({
         status: sip.connection === 'connected' ? 'ok' : 'degraded',
         sip: { drachtio: sip.connection, mode: config.sip.mode, calls: registry.size, draining: registry.isDraining },
@@ -218,6 +238,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       registry,
       events,
       http,
+      store,
       close: () => (closing ??= releaseAll().then(() => log.info('gateway stopped'))),
     };
   } catch (err) {

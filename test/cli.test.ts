@@ -4,6 +4,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { TranscriptStore } from '../src/transcripts/store.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli.ts');
 const dir = mkdtempSync(join(tmpdir(), 'wl-cli-'));
@@ -48,6 +49,27 @@ describe('whisperline CLI', () => {
     const r = whisperline(['start'], { WHISPERLINE_RTPENGINE_TIMEOUT_MS: 'soon' });
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('rtpengine.timeoutMs: Invalid input: expected number');
+  });
+
+  it('export prints a stored call from store.path, and fails clearly on an unknown call or file', () => {
+    const path = join(dir, 'store', 'transcripts.db');
+    const store = TranscriptStore.open(path);
+    store.record({ kind: 'call.started', callId: 'c1', seq: 1, rule: 'r', labels: [], parties: [{ name: 'caller', label: 'Customer' }] });
+    store.record({ kind: 'final', callId: 'c1', seq: 2, party: 'caller', text: 'Hello there.', startMs: 61_500, endMs: 63_000, language: 'en', confidence: 1 });
+    store.close();
+    const env = { WHISPERLINE_STORE_PATH: path };
+
+    expect(whisperline(['export', 'c1'], env)).toMatchObject({ code: 0, stdout: '[01:01] Customer: Hello there.\n' });
+    const srt = whisperline(['export', 'c1', '--format', 'srt'], env);
+    expect(srt.stdout).toBe('1\n00:01:01,500 --> 00:01:03,000\nCustomer: Hello there.\n');
+
+    const unknown = whisperline(['export', 'c2'], env);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no call "c2"');
+    const missing = whisperline(['export', 'c1'], { WHISPERLINE_STORE_PATH: join(dir, 'nope.db') });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('no transcript store at');
+    expect(whisperline(['export', 'c1', '--format', 'doc'], env).code).toBe(1);
   });
 
   it('rejects an unknown command with usage', () => {

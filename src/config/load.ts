@@ -140,6 +140,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const config = (result as { data: Config }).data;
   config.asr.modelDir = expandHome(config.asr.modelDir);
   config.asr.buildDir = expandHome(config.asr.buildDir);
+  config.store.path = expandHome(config.store.path);
   return config;
 }
 

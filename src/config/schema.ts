@@ -114,6 +114,13 @@ export const HttpConfigSchema = z
   })
   .strict();
 
+export const StoreConfigSchema = z
+  .object({
+    path: z.string().min(1),
+    retentionDays: z.number().int().min(0).max(36_500),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     log: LogConfigSchema,
@@ -124,6 +131,7 @@ export const ConfigSchema = z
     vad: VadConfigSchema,
     asr: AsrConfigSchema,
     transcripts: TranscriptsConfigSchema,
+    store: StoreConfigSchema,
   })
   .strict();
 
@@ -135,3 +143,4 @@ export type SipConfig = z.infer<typeof SipConfigSchema>;
 export type VadConfig = z.infer<typeof VadConfigSchema>;
 export type AsrConfig = z.infer<typeof AsrConfigSchema>;
 export type TranscriptsConfig = z.infer<typeof TranscriptsConfigSchema>;
+export type StoreConfig = z.infer<typeof StoreConfigSchema>;

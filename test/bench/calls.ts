@@ -261,6 +261,7 @@ export async function main(args: string[]): Promise<void> {
         WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
         WHISPERLINE_LOG_LEVEL: 'warn',
         WHISPERLINE_HTTP_PORT: '0',
+        WHISPERLINE_STORE_PATH: join(dir, 'transcripts.db'),
       },
     });
     const logFile = join(dir, 'gateway.log');

@@ -1,4 +1,7 @@
 /** The composition root in embedded mode: it launches rtpengine, reaches it, and takes it down. */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
@@ -9,7 +12,11 @@ import { ensureTestWhisper } from '../support/whisper.js';
 
 
 const ports = rtpPortRange();
-afterAll(() => ports.release());
+const storeDir = mkdtempSync(join(tmpdir(), 'wl-gateway-'));
+afterAll(() => {
+  ports.release();
+  rmSync(storeDir, { recursive: true, force: true });
+});
 
 const isAlive = (pid: number): boolean => {
   try {
@@ -32,6 +39,7 @@ describe('startGateway', () => {
       WHISPERLINE_MEDIA_PORT_MAX: String(ports.gateway.max),
       WHISPERLINE_LOG_LEVEL: 'silent',
       WHISPERLINE_HTTP_PORT: '0',
+      WHISPERLINE_STORE_PATH: join(storeDir, 'transcripts.db'),
     };
     const config = loadConfig({ env });
     const gateway = await startGateway(config, createLogger(config.log));

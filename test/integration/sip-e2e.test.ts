@@ -129,6 +129,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
         WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
         WHISPERLINE_LOG_LEVEL: 'warn',
         WHISPERLINE_HTTP_PORT: '0',
+        WHISPERLINE_STORE_PATH: join(dir, `transcripts-${Math.random().toString(36).slice(2)}.db`),
         WHISPERLINE_SIP_DRAIN_GRACE_MS: '1000',
       },
     });
@@ -169,6 +170,13 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     expect(mine.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
     expect(await rtpe.numSessions()).toBe(0);
     expect(gateway.receiver.openPorts).toBe(0);
+    // Stored as it happened (partials excepted), and exported over HTTP with the party's label.
+    const stored = gateway.store.eventsAfter(callId, 0).map((s) => s.event.seq);
+    expect(stored).toEqual(mine.filter((e) => e.kind !== 'partial').map((e) => e.seq));
+    const txt = await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/${encodeURIComponent(callId)}/export?format=txt`);
+    expect(txt.status).toBe(200);
+    expect(await txt.text()).toMatch(/customer: /);
+    expect((await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/nope/export`)).status).toBe(404);
   }, 60_000);
 
   it('(b) a bridge call to a sipp agent that speaks back: both parties transcribed', async () => {
@@ -270,6 +278,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
         WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]',
         WHISPERLINE_LOG_LEVEL: 'warn',
         WHISPERLINE_HTTP_PORT: '0',
+        WHISPERLINE_STORE_PATH: join(dir, `transcripts-${Math.random().toString(36).slice(2)}.db`),
       },
     });
     const outbound = await startGateway(config, createLogger(config.log));
