@@ -1,4 +1,4 @@
-import { WhisperEngine } from './asr/engine.js';
+import { WhisperEngine, type WhisperEngineStats } from './asr/engine.js';
 import { ModelRouter } from './asr/model-router.js';
 import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/models.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
@@ -11,6 +11,7 @@ import type { CallEvent } from './call/events.js';
 import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
 import { GatewayHttpServer } from './feeds/http.js';
+import { GatewayMetrics } from './feeds/metrics.js';
 import { exportCall } from './transcripts/export.js';
 import { TranscriptStore } from './transcripts/store.js';
 import { SipApp } from './sip/app.js';
@@ -28,6 +29,8 @@ export interface SpeechRuntime {
   readonly recognizer: SpeechRecognizer;
   /** The engine for a dialplan rule's `model` (started on first use), or the default one. */
   recognizerFor(model?: string): SpeechRecognizer;
+  /** The default engine's queue and failure counters. */
+  asrStats(): WhisperEngineStats;
   close(): Promise<void>;
 }
 
@@ -80,6 +83,7 @@ export async function startSpeech(config: Config, log: Logger, options: { realti
       vad,
       recognizer,
       recognizerFor: (model) => router.recognizerFor(model),
+      asrStats: () => recognizer.stats(),
       close: () =>
         (closing ??= (async () => {
           vad.stop();
@@ -175,6 +179,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     purging.unref();
     cleanups.push(() => clearInterval(purging));
     const events = new EventEmitter<{ event: [CallEvent] }>();
+    const metrics = new GatewayMetrics({
+      liveCalls: () => registry.size,
+      liveParties: () => receiver.openPorts,
+      vad: () => speech.vad.stats,
+      asr: () => speech.asrStats(),
+    });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
     const publish = (e: CallEvent): void => {
       try {
@@ -182,6 +192,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       } catch (err) {
         log.error({ err, callId: e.callId, seq: e.seq, kind: e.kind }, 'transcript store write failed');
       }
+      metrics.observe(e);
       events.emit('event', e);
     };
     const sip = new SipApp({
@@ -215,6 +226,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       port: config.http.port,
       logger: log,
       exportCall: (callId, format) => exportCall(store, callId, format),
+      metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       health: () => ({
         status: sip.connection === 'connected' ? 'ok' : 'degraded',
         sip: { drachtio: sip.connection, mode: config.sip.mode, calls: registry.size, draining: registry.isDraining },

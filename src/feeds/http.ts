@@ -11,6 +11,8 @@ export interface HttpServerOptions {
   readonly host: string;
   readonly port: number;
   readonly health: () => HealthReport | Promise<HealthReport>;
+  /** Prometheus exposition for `GET /metrics`. */
+  readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
   /** A stored call as a document (throws NOT_FOUND for an unknown call). */
   readonly exportCall?: (callId: string, format: ExportFormat) => string;
   readonly logger: Logger;
@@ -44,6 +46,19 @@ export class GatewayHttpServer {
             options.logger.error({ err }, 'health check failed');
             res.writeHead(500, { 'content-type': 'application/json' });
             res.end(JSON.stringify({ status: 'error' }));
+          },
+        );
+        return;
+      }
+      if (req.method === 'GET' && path === '/metrics' && options.metrics) {
+        options.metrics().then(
+          ({ contentType, body }) => {
+            res.writeHead(200, { 'content-type': contentType });
+            res.end(body);
+          },
+          (err: unknown) => {
+            options.logger.error({ err }, 'metrics collection failed');
+            res.writeHead(500).end();
           },
         );
         return;

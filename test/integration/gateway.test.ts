@@ -50,6 +50,11 @@ describe('startGateway', () => {
     const health = await fetch(`http://127.0.0.1:${gateway.http.port}/health`);
     expect(health.status).toBe(503);
     expect(await health.json()).toMatchObject({ status: 'degraded', sip: { drachtio: 'connecting', calls: 0 } });
+    const metrics = await fetch(`http://127.0.0.1:${gateway.http.port}/metrics`);
+    expect(metrics.status).toBe(200);
+    const text = await metrics.text();
+    expect(text).toMatch(/^whisperline_calls_live 0$/m);
+    expect(text).toMatch(/^whisperline_asr_queue_depth 0$/m);
     // The speech path answers too: one second of silence through the real whisper-server.
     const result = await gateway.speech.recognizer.recognize({ samples: new Int16Array(16000), language: 'en', task: 'transcribe', priority: 'final' });
     expect(result.language).toBe('en');

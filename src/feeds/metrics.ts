@@ -1,0 +1,92 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { CallEvent } from '../call/events.js';
+
+/** What the metrics read from the running gateway at scrape time. */
+export interface MetricSources {
+  readonly liveCalls: () => number;
+  readonly liveParties: () => number;
+  readonly vad: () => { readonly windows: number; readonly droppedWindows: number };
+  readonly asr: () => { readonly queued: number; readonly droppedPartials: number; readonly droppedFinals: number; readonly finalsOverCapacity: number; readonly timeouts: number; readonly restarts: number };
+}
+
+/**
+ * Prometheus metrics (`GET /metrics`). Gauges and totals are read from their owners at scrape
+ * time; what only the event stream knows (utterances, finals and their latency, RTP loss at
+ * call end) is counted as events pass.
+ */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  private readonly finalLatency: Histogram;
+  private readonly finals: Counter;
+  private readonly partials: Counter;
+  private readonly rtpPackets: Counter;
+  private readonly rtpLost: Counter;
+  private readonly callsEnded: Counter;
+  /** Wall-clock time each live call's clock started (its call.started), for final latency. */
+  private readonly callStart = new Map<string, number>();
+
+  constructor(sources: MetricSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: 'whisperline_process_' });
+    new Gauge({ name: 'whisperline_calls_live', help: 'Calls in progress', registers, collect() { this.set(sources.liveCalls()); } });
+    new Gauge({ name: 'whisperline_parties_live', help: 'Forked call parties receiving RTP', registers, collect() { this.set(sources.liveParties()); } });
+    new Gauge({ name: 'whisperline_vad_windows_total', help: 'VAD windows scored (32 ms each)', registers, collect() { this.set(sources.vad().windows); } });
+    new Gauge({ name: 'whisperline_vad_windows_dropped_total', help: 'VAD windows dropped because a party buffer overflowed', registers, collect() { this.set(sources.vad().droppedWindows); } });
+    new Gauge({ name: 'whisperline_asr_queue_depth', help: 'Recognition requests waiting for a whisper server', registers, collect() { this.set(sources.asr().queued); } });
+    const asrCounter = (name: string, help: string, read: (s: ReturnType<MetricSources['asr']>) => number): void => {
+      new Gauge({ name, help, registers, collect() { this.set(read(sources.asr())); } });
+    };
+    asrCounter('whisperline_asr_partials_dropped_total', 'Partials dropped by the ASR queue policy', (s) => s.droppedPartials);
+    asrCounter('whisperline_asr_finals_dropped_total', 'Finals rejected by the ASR queue (beyond 4x its size; logged at error)', (s) => s.droppedFinals);
+    asrCounter('whisperline_asr_finals_over_capacity_total', 'Finals accepted over the queue size (delayed, not dropped)', (s) => s.finalsOverCapacity);
+    asrCounter('whisperline_asr_timeouts_total', 'Recognition requests that timed out', (s) => s.timeouts);
+    asrCounter('whisperline_asr_server_restarts_total', 'whisper-server restarts after a death or hang', (s) => s.restarts);
+    this.finalLatency = new Histogram({
+      name: 'whisperline_final_latency_seconds',
+      help: 'End of an utterance (its last speech plus a 150 ms tail) to its final transcript',
+      buckets: [0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 8, 13, 20],
+      registers,
+    });
+    this.finals = new Counter({ name: 'whisperline_finals_total', help: 'Final transcripts published', registers });
+    this.partials = new Counter({ name: 'whisperline_partials_total', help: 'Partial transcripts published', registers });
+    this.rtpPackets = new Counter({ name: 'whisperline_rtp_packets_total', help: 'RTP packets received on ended calls', registers });
+    this.rtpLost = new Counter({ name: 'whisperline_rtp_packets_lost_total', help: 'RTP packets lost (concealed) on ended calls', registers });
+    this.callsEnded = new Counter({ name: 'whisperline_calls_ended_total', help: 'Calls ended, by reason', labelNames: ['reason'], registers });
+  }
+
+  /** Feeds one published call event. */
+  observe(e: CallEvent, nowMs = Date.now()): void {
+    switch (e.kind) {
+      case 'call.started':
+        this.callStart.set(e.callId, nowMs);
+        break;
+      case 'final': {
+        this.finals.inc();
+        const start = this.callStart.get(e.callId);
+        if (start !== undefined) this.finalLatency.observe(Math.max(0, nowMs - (start + e.endMs)) / 1000);
+        break;
+      }
+      case 'partial':
+        this.partials.inc();
+        break;
+      case 'call.ended':
+        this.callStart.delete(e.callId);
+        this.callsEnded.inc({ reason: e.reason });
+        for (const s of Object.values(e.parties)) {
+          this.rtpPackets.inc(s.packets);
+          this.rtpLost.inc(s.lost);
+        }
+        break;
+      default:
+        break;
+    }
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
