@@ -4,7 +4,7 @@
  * is not packaged anywhere these tests can install it from: the suite runs when a `drachtio`
  * binary is on PATH or in DRACHTIO_BIN, and is reported skipped, with that reason, otherwise.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import type { CallEvent } from '../../src/call/events.js';
+import { spawnBoundToParent } from '../../src/child-process.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway, type Gateway } from '../../src/main.js';
@@ -47,11 +48,12 @@ function scenario(name: string, values: Record<string, string>): string {
 
 function sipp(args: string[], onSpawn?: (child: ChildProcess) => void): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
-    const child = spawn('sipp', [...args, '-nostdin', '-m', '1', '-l', '1', '-timeout', '40s', '-trace_err', '-error_file', join(dir, `sipp-${Date.now()}.err`)], { cwd: dir });
+    // Bound to this process: a test killed by its timeout must not leave sipp behind.
+    const child = spawnBoundToParent('sipp', [...args, '-nostdin', '-m', '1', '-l', '1', '-timeout', '40s', '-trace_err', '-error_file', join(dir, `sipp-${Date.now()}.err`)], { cwd: dir });
     onSpawn?.(child);
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
-    child.stderr.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+    child.stdout?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
+    child.stderr?.on('data', (d: Buffer) => (out = (out + d.toString()).slice(-4000)));
     // A hard stop keeps a stuck scenario from holding the suite until vitest's own timeout.
     const kill = setTimeout(() => child.kill('SIGKILL'), 45_000);
     child.on('close', (code) => {
@@ -87,7 +89,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
       conf,
       `<drachtio><admin port="${adminPort}" secret="cymru">127.0.0.1</admin><sip><contacts><contact>sip:127.0.0.1:${sipPort};transport=udp,tcp</contact></contacts></sip><cdrs>false</cdrs><logging><console/><loglevel>warning</loglevel><sofia-loglevel>1</sofia-loglevel></logging></drachtio>`,
     );
-    drachtio = spawn(DRACHTIO!, ['-f', conf], { stdio: 'ignore' });
+    drachtio = spawnBoundToParent(DRACHTIO!, ['-f', conf], { stdio: 'ignore' });
     await waitFor('drachtio admin port', () => new Promise((resolve) => {
       const s = connect(adminPort, '127.0.0.1', () => (s.destroy(), resolve(true)));
       s.on('error', () => resolve(false));
@@ -262,7 +264,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
       conf,
       `<drachtio><admin port="${admin2}" secret="cymru">127.0.0.1</admin><request-handlers><request-handler sip-method="INVITE">tcp://127.0.0.1:${listen}</request-handler></request-handlers><sip><contacts><contact>sip:127.0.0.1:${sip2};transport=udp,tcp</contact></contacts></sip><cdrs>false</cdrs><logging><console/><loglevel>warning</loglevel><sofia-loglevel>1</sofia-loglevel></logging></drachtio>`,
     );
-    const drachtio2 = spawn(DRACHTIO!, ['-f', conf], { stdio: 'ignore' });
+    const drachtio2 = spawnBoundToParent(DRACHTIO!, ['-f', conf], { stdio: 'ignore' });
     const whisper = await ensureTestWhisper();
     const config = loadConfig({
       env: {
