@@ -27,7 +27,8 @@ const DEFAULT_MAX_GAP_FILL_MS = 1000;
 export class PartyAudio {
   private framer: Framer | undefined;
   private decoder: AudioDecoder | undefined;
-  private decoderKey = '';
+  /** The format `decoder` was made for (compared field by field: this runs for every packet). */
+  private decoderFormat: AudioFormat | undefined;
   /** RTP timestamp expected for the next packet of the current SSRC. */
   private nextTs: number | undefined;
   private lastPacketSamples = 320;
@@ -94,19 +95,21 @@ export class PartyAudio {
   }
 
   private decoderFor(format: AudioFormat): AudioDecoder {
-    const key = `${format.codec}/${format.clockRate}/${format.channels}`;
-    if (this.decoder && key === this.decoderKey) return this.decoder;
+    const made = this.decoderFormat;
+    if (this.decoder && made && made.codec === format.codec && made.clockRate === format.clockRate && made.channels === format.channels) {
+      return this.decoder;
+    }
     this.closeDecoder();
     const decoder = createDecoder(format.codec, format.clockRate, format.channels);
     this.decoder = decoder;
-    this.decoderKey = key;
+    this.decoderFormat = format;
     return decoder;
   }
 
   private closeDecoder(): void {
     this.decoder?.close();
     this.decoder = undefined;
-    this.decoderKey = '';
+    this.decoderFormat = undefined;
   }
 
   private fillGap(framer: Framer, decoder: AudioDecoder, samples: number, lostBefore: number): void {
