@@ -159,12 +159,21 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
 
   const callEvents = (callIdOf: (e: CallEvent) => boolean): CallEvent[] => events.filter(callIdOf);
 
+  /** A sipp caller placing one call to `service` at the gateway with `scenarioFile`. */
+  const callGateway = async (service: string, scenarioFile: string, onSpawn?: (child: ChildProcess) => void): Promise<{ code: number | null; out: string }> =>
+    sipp([`127.0.0.1:${sipPort}`, '-sf', scenarioFile, '-s', service, '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())], onSpawn);
+
+  /** The events published since `before`, once that call has ended. */
+  const endedCall = async (before: number): Promise<CallEvent[]> => {
+    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
+    return events.slice(before);
+  };
+
   it('(a) a call to an answer rule is transcribed, and leaves no rtpengine session', async () => {
     const before = events.length;
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const r = await callGateway('transcribe', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
     expect(r.code, r.out).toBe(0);
-    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
-    const call = events.slice(before);
+    const call = await endedCall(before);
     const callId = call[0]!.callId;
     const mine = callEvents((e) => e.callId === callId);
     expect(mine[0]).toMatchObject({ kind: 'call.started', rule: 'line', parties: [{ name: 'caller', label: 'customer' }] });
@@ -185,12 +194,11 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const before = events.length;
     const uas = sipp(['-sf', scenario('uas-stream.xml', { audio_file: audioFile }), '-i', '127.0.0.1', '-p', String(uasPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
     await new Promise((r) => setTimeout(r, 300)); // the UAS is listening
-    const uac = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'agent', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const uac = await callGateway('agent', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
     expect(uac.code, uac.out).toBe(0);
     const agent = await uas;
     expect(agent.code, agent.out).toBe(0);
-    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
-    const call = events.slice(before);
+    const call = await endedCall(before);
     const finals = call.filter((e) => e.kind === 'final');
     expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
     expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
@@ -199,10 +207,9 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
 
   it('(c) a SIPREC INVITE with two streams: parties named from the metadata, recorded and transcribed', async () => {
     const before = events.length;
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-siprec.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'recorder', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const r = await callGateway('recorder', scenario('uac-siprec.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
     expect(r.code, r.out).toBe(0);
-    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
-    const call = events.slice(before);
+    const call = await endedCall(before);
     expect(call[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', labels: ['recording'], parties: [{ name: 'Alice' }, { name: 'Bob' }] });
     // sipp streams audio on the first stream only: Alice speaks, Bob's stream is silent.
     expect(call.filter((e) => e.kind === 'final' && 'party' in e && e.party === 'Alice').length).toBeGreaterThanOrEqual(1);
@@ -215,7 +222,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const before = events.length;
     const agent = sipp(['-sf', join(SIPP_DIR, 'uas-ring.xml'), '-i', '127.0.0.1', '-p', String(ringPort)]);
     await new Promise((r) => setTimeout(r, 300));
-    const callerRun = sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-cancel.xml'), '-s', 'ringing', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const callerRun = callGateway('ringing', join(SIPP_DIR, 'uac-cancel.xml'));
     const [caller, callee] = await Promise.all([callerRun, agent]);
     expect(caller.code, caller.out).toBe(0);
     expect(callee.code, callee.out).toBe(0);
@@ -227,10 +234,9 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
 
   it('(e) hold and resume re-INVITEs: call.updated both ways, speech after resume transcribed', async () => {
     const before = events.length;
-    const r = await sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-hold.xml', { audio_file: audioFile, talk_ms: String(talkMs) }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    const r = await callGateway('transcribe', scenario('uac-hold.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
     expect(r.code, r.out).toBe(0);
-    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
-    const call = events.slice(before);
+    const call = await endedCall(before);
     expect(call.filter((e) => e.kind === 'call.updated')).toMatchObject([
       { by: 'caller', hold: true },
       { by: 'caller', hold: false },
@@ -308,12 +314,11 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   it('(f) drachtio-server going away ends its live calls: finals kept, rtpengine call deleted', async () => {
     const before = events.length;
     let sippChild: ChildProcess | undefined;
-    const caller = sipp([`127.0.0.1:${sipPort}`, '-sf', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: '20000' }), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort()), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())], (child) => (sippChild = child));
+    const caller = callGateway('transcribe', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: '20000' }), (child) => (sippChild = child));
     await waitFor('call.started', () => events.slice(before).some((e) => e.kind === 'call.started'));
     await new Promise((r) => setTimeout(r, talkMs)); // the caller has said its sentence
     drachtio!.kill('SIGKILL');
-    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
-    const call = events.slice(before);
+    const call = await endedCall(before);
     expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'disconnect' });
     expect(call.filter((e) => e.kind === 'final').length).toBeGreaterThanOrEqual(1);
     expect(await rtpe.numSessions()).toBe(0);
