@@ -4,7 +4,7 @@ import { parse as parseSdp } from 'sdp-transform';
 import type { SpeechRecognizer } from '../asr/recognizer.js';
 import { PartyAudio } from '../audio/party-audio.js';
 import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import { callLogger, type Logger } from '../log.js';
 import type { MediaForker, MediaFork } from '../media/fork.js';
 import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
 import type { RtpPartyPort, RtpReceiver } from '../media/rtp/receiver.js';
@@ -91,7 +91,7 @@ export class CallSession {
   constructor(private readonly deps: CallSessionDeps) {
     this.callId = deps.inbound.callId;
     this.currentSiprec = deps.siprec;
-    this.log = deps.logger.child({ callId: this.callId, rule: deps.rule.name });
+    this.log = callLogger(deps.logger, this.callId).child({ rule: deps.rule.name });
   }
 
   get state(): CallState {

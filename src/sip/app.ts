@@ -4,7 +4,7 @@ import type { CallSession } from '../call/call-session.js';
 import type { CallRegistry } from '../call/registry.js';
 import { relayableProgress, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
 import type { SipConfig } from '../config/schema.js';
-import type { Logger } from '../log.js';
+import { callLogger, type Logger } from '../log.js';
 import type { DialplanRule, InviteFacts } from './dialplan.js';
 import type { DialplanStore } from './dialplan-store.js';
 import { parseSiprecOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
@@ -97,7 +97,7 @@ export class SipApp {
 
   private async onInvite(req: Req, res: Res): Promise<void> {
     const callId = req.get('Call-ID');
-    const log = this.log.child({ callId });
+    const log = callLogger(this.log, callId);
     const admission = this.deps.registry.admit();
     if (!admission.ok) {
       log.info({ status: admission.status, reason: admission.reason }, 'INVITE refused');
