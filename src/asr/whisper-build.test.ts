@@ -1,9 +1,16 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ensureTestWhisper } from '../../test/support/whisper.js';
-import { bundledWhisperSource, ensureWhisperBinaries, ensureWhisperServer, whisperBinaryPaths } from './whisper-build.js';
+import {
+  bundledWhisperSource,
+  configuredSourceDir,
+  ensureWhisperBinaries,
+  ensureWhisperServer,
+  resetForeignBuildTree,
+  whisperBinaryPaths,
+} from './whisper-build.js';
 
 const scratch = mkdtempSync(join(tmpdir(), 'whisperline-build-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
@@ -38,5 +45,22 @@ describe('whisper-server build', () => {
     } finally {
       process.env.PATH = path;
     }
+  });
+
+  it('removes a build tree that CMake configured from another checkout, and keeps its own', async () => {
+    const tree = join(scratch, 'cpu');
+    mkdirSync(join(tree, 'bin'), { recursive: true });
+    writeFileSync(join(tree, 'bin', 'whisper-server'), '');
+    const cache = (home: string): string => `# This is the CMakeCache file.\nCMAKE_BUILD_TYPE:STRING=Release\nCMAKE_HOME_DIRECTORY:INTERNAL=${home}\n`;
+
+    writeFileSync(join(tree, 'CMakeCache.txt'), cache('/a/checkout/node_modules/nodejs-whisper/cpp/whisper.cpp'));
+    expect(await configuredSourceDir(tree)).toBe('/a/checkout/node_modules/nodejs-whisper/cpp/whisper.cpp');
+    expect(await resetForeignBuildTree(tree, '/a/checkout/node_modules/nodejs-whisper/cpp/whisper.cpp')).toBe(false);
+    expect(existsSync(join(tree, 'bin', 'whisper-server'))).toBe(true);
+
+    expect(await resetForeignBuildTree(tree, '/another/checkout/node_modules/nodejs-whisper/cpp/whisper.cpp')).toBe(true);
+    expect(existsSync(tree)).toBe(false);
+    expect(await configuredSourceDir(tree)).toBeUndefined();
+    expect(await resetForeignBuildTree(tree, '/anything')).toBe(false);
   });
 });

@@ -129,6 +129,7 @@ export async function ensureWhisperBinaries(options: WhisperBuildOptions): Promi
     // Another process may have finished the build while this one waited for the lock.
     if (await isBuilt(binaries, stampPath, stamp)) return binaries;
     await rm(stampPath, { force: true });
+    await resetForeignBuildTree(variantDir, source.dir, logger);
     const jobs = String(typeof availableParallelism === 'function' ? availableParallelism() : cpus().length);
     const started = Date.now();
     logger?.info({ source: source.dir, variantDir, cuda, whisperCpp: source.whisperCpp }, 'building whisper-server');
@@ -147,6 +148,29 @@ export async function ensureWhisperBinaries(options: WhisperBuildOptions): Promi
   } finally {
     await release();
   }
+}
+
+/**
+ * The source directory a CMake build tree was configured from, read from its CMakeCache.txt, or
+ * undefined when the tree has not been configured.
+ */
+export async function configuredSourceDir(variantDir: string): Promise<string | undefined> {
+  const cache = await readFile(join(variantDir, 'CMakeCache.txt'), 'utf8').catch(() => undefined);
+  return cache === undefined ? undefined : /^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$/m.exec(cache)?.[1]?.trim();
+}
+
+/**
+ * CMake refuses to configure a build tree from a source directory other than the one that made
+ * it. The cache is per user, not per checkout, so a second checkout of whisperline (a CI clone
+ * beside a working copy) finds a tree made from the other checkout's node_modules. Its objects
+ * belong to that source, so the whole tree is removed, not only the cache file.
+ */
+export async function resetForeignBuildTree(variantDir: string, sourceDir: string, logger?: Logger): Promise<boolean> {
+  const configured = await configuredSourceDir(variantDir);
+  if (configured === undefined || configured === sourceDir) return false;
+  logger?.info({ variantDir, configured, sourceDir }, 'whisper.cpp build tree was configured from another source: starting afresh');
+  await rm(variantDir, { recursive: true, force: true });
+  return true;
 }
 
 async function isBuilt(binaries: WhisperBinaries, stampPath: string, want: Stamp): Promise<boolean> {
