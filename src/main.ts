@@ -5,12 +5,13 @@ import type { SpeechRecognizer } from './asr/recognizer.js';
 import { ensureWhisperServer } from './asr/whisper-build.js';
 import type { AsrConfig, Config } from './config/schema.js';
 import { BatchedVad } from './vad/batched-vad.js';
-import { EventEmitter } from 'node:events';
 import { CallSession } from './call/call-session.js';
 import type { CallEvent } from './call/events.js';
 import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
+import { CallEventHub } from './feeds/event-hub.js';
 import { GatewayHttpServer } from './feeds/http.js';
+import { KeywordAlerts } from './transcripts/alerts.js';
 import { GatewayMetrics } from './feeds/metrics.js';
 import { exportCall } from './transcripts/export.js';
 import { TranscriptStore } from './transcripts/store.js';
@@ -110,8 +111,8 @@ export interface Gateway {
   readonly http: GatewayHttpServer;
   readonly store: TranscriptStore;
   readonly registry: CallRegistry;
-  /** Every call's events (call.started, transcripts, dtmf, call.ended) in per-call seq order. */
-  readonly events: EventEmitter<{ event: [CallEvent] }>;
+  /** Every call's events (call.started, transcripts, dtmf, alerts, call.ended) in per-call seq order, each after it was stored. */
+  readonly events: CallEventHub;
   /** Stops everything in reverse order of start-up. Idempotent. */
   close(): Promise<void>;
 }
@@ -178,7 +179,6 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const purging = setInterval(() => store.purge(), 6 * 3_600_000);
     purging.unref();
     cleanups.push(() => clearInterval(purging));
-    const events = new EventEmitter<{ event: [CallEvent] }>();
     const metrics = new GatewayMetrics({
       liveCalls: () => registry.size,
       liveParties: () => receiver.openPorts,
@@ -186,15 +186,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       asr: () => speech.asrStats(),
     });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
-    const publish = (e: CallEvent): void => {
-      try {
-        store.record(e);
-      } catch (err) {
-        log.error({ err, callId: e.callId, seq: e.seq, kind: e.kind }, 'transcript store write failed');
-      }
-      metrics.observe(e);
-      events.emit('event', e);
-    };
+    const events = new CallEventHub({ store, observe: (e) => metrics.observe(e), logger: log });
+    const publish = (e: CallEvent): void => events.publish(e);
+    const alerts = new KeywordAlerts(config.alerts.rules);
     const sip = new SipApp({
       config: config.sip,
       dialplans,
@@ -214,6 +208,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
           recognizer: speech.recognizerFor(rule.model),
           vadConfig: config.vad,
           transcripts: config.transcripts,
+          alerts,
           logger: log,
           onEvent: publish,
         }),

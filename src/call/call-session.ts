@@ -13,6 +13,7 @@ import { answerDirection, answerSdp, answerSdpStreams, chooseCodec, offeredPaylo
 import { payloadMapFromSdp } from '../media/rtp/payload-map.js';
 import type { SiprecOffer } from '../sip/siprec.js';
 import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
+import type { KeywordAlerts } from '../transcripts/alerts.js';
 import type { DialplanRule } from '../sip/dialplan.js';
 import type { BatchedVad } from '../vad/batched-vad.js';
 import type { CallEndReason, CallEvent, CallParty } from './events.js';
@@ -36,6 +37,8 @@ export interface CallSessionDeps {
   readonly siprec?: SiprecOffer;
   /** Codec asked of rtpengine for recorded streams whose codec the gateway does not decode. */
   readonly forkCodec?: 'PCMU' | 'opus';
+  /** Keyword alert rules applied to this call's finals. */
+  readonly alerts?: KeywordAlerts;
 }
 
 /** A call's state; each variant names what the call holds at that point. */
@@ -353,6 +356,7 @@ export class CallSession {
     for (const party of parties) {
       const plan = deps.rule.parties?.[party.name];
       const input = pipeline.addParty(party.name, {
+        ...(party.label ? { label: party.label } : {}),
         ...(plan?.language ? { language: plan.language } : {}),
         ...(plan?.translate !== undefined ? { translate: plan.translate } : {}),
       });
@@ -382,6 +386,7 @@ export class CallSession {
         ...(deps.rule.translate !== undefined ? { translate: deps.rule.translate } : {}),
       },
       logger: this.log,
+      ...(deps.alerts ? { alerts: deps.alerts } : {}),
       onEvent: (e) => deps.onEvent(e),
     });
     this.pipeline = pipeline;

@@ -121,6 +121,86 @@ export const StoreConfigSchema = z
   })
   .strict();
 
+const label = z.string().min(1);
+
+export const SupervisorTokenSchema = z
+  .object({
+    /** Who holds the token: logged on connect, never the token itself. */
+    name: z.string().min(1),
+    token: z.string().min(16, 'tokens are at least 16 characters'),
+    /** Calls this token sees: those whose dialplan rule carries any of these labels; empty = every call. */
+    labels: z.array(label),
+  })
+  .strict();
+
+export const SupervisorConfigSchema = z
+  .object({
+    tokens: z.array(SupervisorTokenSchema),
+    allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'expected an origin such as https://wallboard.example.com')),
+    heartbeatMs: z.number().int().min(1000).max(300_000),
+    /** Bytes waiting in one client's socket above which its partials are skipped. */
+    partialDropBytes: z.number().int().min(1024),
+    /** Bytes waiting in one client's socket above which it is disconnected. */
+    maxBufferedBytes: z.number().int().min(4096),
+    /** Most stored events one resume replays; a client further behind is told to reload history. */
+    replayLimit: z.number().int().min(1).max(10_000_000),
+  })
+  .strict()
+  .refine((s) => s.partialDropBytes < s.maxBufferedBytes, { message: 'partialDropBytes must be below maxBufferedBytes', path: ['partialDropBytes'] });
+
+export const AlertRuleSchema = z
+  .object({
+    name: z.string().min(1),
+    /** Only this party's finals (caller, callee, a SIPREC participant or party label); any party when absent. */
+    party: z.string().min(1).optional(),
+    /** Whole words or phrases, matched case-insensitively. */
+    words: z.array(z.string().min(1)).optional(),
+    /** A JavaScript regular expression, matched case-insensitively. */
+    pattern: z
+      .string()
+      .min(1)
+      .refine((p) => {
+        try {
+          new RegExp(p, 'iu');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'not a valid regular expression')
+      .optional(),
+    severity: z.enum(['info', 'warning', 'critical']),
+  })
+  .strict()
+  .refine((r) => (r.words?.length ?? 0) > 0 || r.pattern !== undefined, { message: 'an alert rule needs words or a pattern' });
+
+export const AlertsConfigSchema = z.object({ rules: z.array(AlertRuleSchema) }).strict();
+
+export const FeedsConfigSchema = z
+  .object({
+    fork: z
+      .object({
+        /** WebSocket subprotocol offered to fork consumers. */
+        subprotocol: z.string().min(1),
+        /** Audio held while the consumer's socket is not writable, before the oldest is dropped. */
+        bufferMs: z.number().int().min(1000).max(5000),
+        reconnectMinMs: z.number().int().min(50),
+        reconnectMaxMs: z.number().int().min(100),
+      })
+      .strict()
+      .refine((f) => f.reconnectMinMs <= f.reconnectMaxMs, { message: 'reconnectMinMs must not exceed reconnectMaxMs', path: ['reconnectMinMs'] }),
+    ingest: z
+      .object({
+        /** Keys accepted as `Authorization: Bearer` (or Basic password) on the ingest endpoints; empty = no key needed. */
+        apiKeys: z.array(z.string().min(16, 'API keys are at least 16 characters')),
+        /** Concurrent ingest connections; more are refused with 503 before the upgrade. */
+        maxConnections: z.number().int().min(1).max(10_000),
+        /** Labels given to ingested calls, so supervisor scopes can select them. */
+        labels: z.array(label),
+      })
+      .strict(),
+  })
+  .strict();
+
 export const ConfigSchema = z
   .object({
     log: LogConfigSchema,
@@ -132,6 +212,9 @@ export const ConfigSchema = z
     asr: AsrConfigSchema,
     transcripts: TranscriptsConfigSchema,
     store: StoreConfigSchema,
+    supervisor: SupervisorConfigSchema,
+    alerts: AlertsConfigSchema,
+    feeds: FeedsConfigSchema,
   })
   .strict();
 
@@ -144,3 +227,8 @@ export type VadConfig = z.infer<typeof VadConfigSchema>;
 export type AsrConfig = z.infer<typeof AsrConfigSchema>;
 export type TranscriptsConfig = z.infer<typeof TranscriptsConfigSchema>;
 export type StoreConfig = z.infer<typeof StoreConfigSchema>;
+export type SupervisorConfig = z.infer<typeof SupervisorConfigSchema>;
+export type SupervisorToken = z.infer<typeof SupervisorTokenSchema>;
+export type AlertRule = z.infer<typeof AlertRuleSchema>;
+export type AlertsConfig = z.infer<typeof AlertsConfigSchema>;
+export type FeedsConfig = z.infer<typeof FeedsConfigSchema>;

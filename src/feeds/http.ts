@@ -1,11 +1,54 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { WhisperlineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { EXPORT_FORMATS, type ExportFormat } from '../transcripts/export.js';
 
 /** What `/health` reports; each part of the gateway contributes its own fields. */
 export type HealthReport = Record<string, unknown> & { readonly status: 'ok' | 'degraded' };
+
+/** A route's handler; `params` are the path pattern's capture groups, URI-decoded. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: readonly string[]) => void | Promise<void>;
+
+export interface HttpRoute {
+  readonly method: 'GET' | 'POST' | 'DELETE';
+  /** An exact path, or a pattern anchored at both ends whose groups become `params`. */
+  readonly path: string | RegExp;
+  readonly handle: RouteHandler;
+}
+
+/**
+ * Takes over a WebSocket upgrade request for one path. The handler authenticates before it
+ * completes the upgrade, and answers a refusal itself (see `rejectUpgrade`).
+ */
+export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => void;
+
+/** Writes a JSON response. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+/**
+ * Refuses a WebSocket upgrade with a plain HTTP response (before any WebSocket frame exists):
+ * the client sees the status, e.g. 401 for a missing token, and the socket is closed.
+ */
+export function rejectUpgrade(socket: Duplex, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const body = JSON.stringify({ error: message });
+  const lines = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}`,
+    'Connection: close',
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`),
+  ];
+  socket.end(`${lines.join('\r\n')}\r\n\r\n${body}`);
+}
 
 export interface HttpServerOptions {
   readonly host: string;
@@ -15,6 +58,10 @@ export interface HttpServerOptions {
   readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
   /** A stored call as a document (throws NOT_FOUND for an unknown call). */
   readonly exportCall?: (callId: string, format: ExportFormat) => string;
+  /** More routes (supervisor page, history API...), tried in order after the built-in ones. */
+  readonly routes?: readonly HttpRoute[];
+  /** WebSocket endpoints by exact path (`/v1/supervisor`, `/v1/listen`...). */
+  readonly upgrades?: Readonly<Record<string, UpgradeHandler>>;
   readonly logger: Logger;
 }
 
@@ -83,8 +130,29 @@ export class GatewayHttpServer {
         }
         return;
       }
-      res.writeHead(404, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: `no route for ${req.method} ${path}` }));
+      if (routeRequest(options, req, res, path ?? '/')) return;
+      sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
+    });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      socket.on('error', () => socket.destroy());
+      let url: URL;
+      try {
+        url = new URL(req.url ?? '/', 'http://gateway');
+      } catch {
+        rejectUpgrade(socket, 400, 'malformed request target');
+        return;
+      }
+      const handler = options.upgrades?.[url.pathname];
+      if (!handler) {
+        rejectUpgrade(socket, 404, `no WebSocket endpoint at ${url.pathname}`);
+        return;
+      }
+      try {
+        handler(req, socket, head, url);
+      } catch (err) {
+        options.logger.error({ err, path: url.pathname }, 'WebSocket upgrade failed');
+        rejectUpgrade(socket, 500, 'upgrade failed');
+      }
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -96,6 +164,7 @@ export class GatewayHttpServer {
     return new GatewayHttpServer(server);
   }
 
+  /** The server's own port (the configured one, or the one the OS chose for port 0). */
   get port(): number {
     return (this.server.address() as AddressInfo).port;
   }
@@ -104,4 +173,41 @@ export class GatewayHttpServer {
     this.server.closeAllConnections();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
+}
+
+/** Runs the first matching extra route; false when none matches. */
+function routeRequest(options: HttpServerOptions, req: IncomingMessage, res: ServerResponse, path: string): boolean {
+  for (const route of options.routes ?? []) {
+    if (route.method !== req.method) continue;
+    let params: string[];
+    if (typeof route.path === 'string') {
+      if (route.path !== path) continue;
+      params = [];
+    } else {
+      const m = route.path.exec(path);
+      if (!m) continue;
+      try {
+        params = m.slice(1).map((p) => decodeURIComponent(p ?? ''));
+      } catch {
+        sendJson(res, 400, { error: 'malformed percent-encoding in the path' });
+        return true;
+      }
+    }
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://gateway');
+    } catch {
+      sendJson(res, 400, { error: 'malformed request target' });
+      return true;
+    }
+    Promise.resolve()
+      .then(() => route.handle(req, res, url, params))
+      .catch((err: unknown) => {
+        options.logger.error({ err, path }, 'HTTP route failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    return true;
+  }
+  return false;
 }

@@ -2,6 +2,7 @@ import type { SpeechRecognizer } from '../asr/recognizer.js';
 import { FRAME_SAMPLES, type AudioFrame } from '../audio/frame.js';
 import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
+import type { KeywordAlerts } from '../transcripts/alerts.js';
 import { SequenceCounter, type PipelineEvent } from '../transcripts/events.js';
 import { HallucinationFilter } from '../transcripts/filters.js';
 import { PartyTranscriber, type PartyTranscriberStats } from '../transcripts/party-transcriber.js';
@@ -18,6 +19,8 @@ export interface CallPipelineDeps {
   readonly transcripts: TranscriptsConfig;
   readonly logger: Logger;
   readonly onEvent: (event: PipelineEvent) => void;
+  /** Keyword alert rules checked on every final; an `alert` follows the final it matched. */
+  readonly alerts?: KeywordAlerts;
 }
 
 /** Per-party overrides of the transcript settings (from a dialplan rule, an ingest request...). */
@@ -25,6 +28,8 @@ export interface PartyOptions {
   readonly language?: string;
   readonly translate?: boolean;
   readonly partials?: boolean;
+  /** The party's label (agent, customer...), which alert rules may select. */
+  readonly label?: string;
 }
 
 /** Where one party's audio goes in. */
@@ -78,7 +83,7 @@ export class CallPipeline {
       recognizer: deps.recognizer,
       filter: this.filter,
       seq: this.seq,
-      emit: deps.onEvent,
+      emit: (event) => this.emit(event, options.label),
       openUtterance: () => ref.segmenter?.openUtterance(),
       logger: deps.logger,
     });
@@ -120,6 +125,25 @@ export class CallPipeline {
     };
     this.parties.set(party, input);
     return input;
+  }
+
+  private emit(event: PipelineEvent, label: string | undefined): void {
+    this.deps.onEvent(event);
+    if (event.kind !== 'final' || !this.deps.alerts) return;
+    for (const m of this.deps.alerts.match(event.text, event.party, label)) {
+      this.deps.onEvent({
+        kind: 'alert',
+        callId: event.callId,
+        seq: this.seq.next(),
+        party: event.party,
+        rule: m.rule,
+        severity: m.severity,
+        finalSeq: event.seq,
+        text: m.text,
+        startMs: event.startMs,
+        endMs: event.endMs,
+      });
+    }
   }
 
   party(name: string): PartyInput | undefined {

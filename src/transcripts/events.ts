@@ -42,6 +42,23 @@ export interface TranslationEvent {
   readonly endMs: number;
 }
 
+/** A keyword alert rule matched a final; emitted right after that final. */
+export interface AlertEvent {
+  readonly callId: string;
+  readonly seq: number;
+  readonly kind: 'alert';
+  readonly party: string;
+  /** The alert rule's name. */
+  readonly rule: string;
+  readonly severity: 'info' | 'warning' | 'critical';
+  /** `seq` of the final that matched. */
+  readonly finalSeq: number;
+  /** The matched words, as spoken in the final. */
+  readonly text: string;
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
 /** The party or call's audio ended and every final of it has been emitted. */
 export interface EndedEvent {
   readonly callId: string;
@@ -50,7 +67,7 @@ export interface EndedEvent {
   readonly reason: string;
 }
 
-export type PipelineEvent = TranscriptEvent | TranslationEvent | EndedEvent;
+export type PipelineEvent = TranscriptEvent | TranslationEvent | AlertEvent | EndedEvent;
 
 /** Hands out a call's sequence numbers: 1, 2, 3, ... */
 export class SequenceCounter {

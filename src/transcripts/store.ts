@@ -131,7 +131,7 @@ export class TranscriptStore {
   private readonly retentionMs: number;
   private readonly now: () => number;
   private readonly stmt;
-  private readonly recordTx: (event: CallEvent, at: number) => void;
+  private readonly recordTx: (event: CallEvent, at: number) => number | undefined;
 
   private constructor(
     private readonly db: Database.Database,
@@ -192,18 +192,19 @@ export class TranscriptStore {
 
   /**
    * Writes one event (and what it says about its call) before returning. Partials are ignored.
-   * `at` is the wall-clock time of the event (ms since the epoch).
+   * `at` is the wall-clock time of the event (ms since the epoch). Returns the event's store-wide
+   * cursor, or undefined for a partial or an event recorded before (same callId and seq).
    */
-  record(event: CallEvent, at: number = this.now()): void {
-    if (event.kind === 'partial') return;
-    this.recordTx(event, at);
+  record(event: CallEvent, at: number = this.now()): number | undefined {
+    if (event.kind === 'partial') return undefined;
+    return this.recordTx(event, at);
   }
 
-  private write(event: CallEvent, at: number): void {
+  private write(event: CallEvent, at: number): number | undefined {
     const callId = event.callId;
     this.stmt.ensureCall.run({ callId, at });
     const party = 'party' in event ? event.party : null;
-    const timed = event.kind === 'final' || event.kind === 'translation';
+    const timed = event.kind === 'final' || event.kind === 'translation' || event.kind === 'alert';
     const inserted = this.stmt.insertEvent.run({
       callId,
       seq: event.seq,
@@ -215,7 +216,7 @@ export class TranscriptStore {
       payload: JSON.stringify(event),
       at,
     });
-    if (inserted.changes === 0) return; // a replay: the call row already reflects this event
+    if (inserted.changes === 0) return undefined; // a replay: the call row already reflects this event
     if (party !== null) this.stmt.ensureParty.run({ callId, name: party });
     switch (event.kind) {
       case 'call.started':
@@ -234,6 +235,7 @@ export class TranscriptStore {
       default:
         break;
     }
+    return Number(inserted.lastInsertRowid);
   }
 
   /** A call's stored events with `seq` greater than `afterSeq`, in `seq` order. */

@@ -11,6 +11,7 @@ import { FRAME_SAMPLES, type AudioFrame } from '../../src/audio/frame.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { CallPipeline, type PartyInput } from '../../src/pipeline/call-pipeline.js';
+import { KeywordAlerts } from '../../src/transcripts/alerts.js';
 import type { PipelineEvent, TranscriptEvent } from '../../src/transcripts/events.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { speechFixture, type SpeechFixture } from '../support/speech.js';
@@ -70,8 +71,10 @@ const transcripts = (events: PipelineEvent[]): TranscriptEvent[] => events.filte
 describe('speech pipeline with real VAD and whisper.cpp', () => {
   it('turns each sentence of a party into one final with its times, partials first, nothing for a silent party', async () => {
     const events: PipelineEvent[] = [];
-    const pipeline = new CallPipeline({ callId: 'call-rt', vad, recognizer: engine, vadConfig: config.vad, transcripts: config.transcripts, logger: log, onEvent: (e) => events.push(e) });
-    const caller = pipeline.addParty('caller');
+    // A pattern that matches every text (the tiny model's words are random): one alert per final.
+    const alerts = new KeywordAlerts([{ name: 'every-final', pattern: '^', party: 'customer', severity: 'info' }]);
+    const pipeline = new CallPipeline({ callId: 'call-rt', vad, recognizer: engine, vadConfig: config.vad, transcripts: config.transcripts, logger: log, alerts, onEvent: (e) => events.push(e) });
+    const caller = pipeline.addParty('caller', { label: 'customer' });
     const callee = pipeline.addParty('callee');
     vad.start();
     try {
@@ -94,6 +97,12 @@ describe('speech pipeline with real VAD and whisper.cpp', () => {
       expect(f).toMatchObject({ callId: 'call-rt', language: expect.any(String) });
       expect(f.confidence).toBeGreaterThanOrEqual(0);
     });
+    // Each final is followed at once by its alert (the rule selects the caller by its label).
+    const alertEvents = events.filter((e) => e.kind === 'alert');
+    expect(alertEvents).toHaveLength(finals.length);
+    for (const f of finals) {
+      expect(events.find((e) => e.seq === f.seq + 1)).toMatchObject({ kind: 'alert', rule: 'every-final', severity: 'info', party: 'caller', finalSeq: f.seq, startMs: f.startMs, endMs: f.endMs });
+    }
     // One counter for the call: strictly increasing, no gaps, `ended` last.
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     expect(events[events.length - 1]).toMatchObject({ kind: 'ended', reason: 'hangup' });
