@@ -24,7 +24,10 @@ export type ErrorCode =
   | 'ASR_BUILD'
   | 'MODEL_MISSING'
   | 'MODEL_DOWNLOAD'
-  | 'NOT_FOUND';
+  | 'NOT_FOUND'
+  | 'UNAUTHORIZED'
+  | 'PROTOCOL_INVALID'
+  | 'FORK_FAILED';
 
 export class WhisperlineError extends Error {
   readonly code: ErrorCode;

@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   vad: () => import('./vad.js'),
   asr: () => import('./asr.js'),
   calls: () => import('./calls.js'),
+  feed: () => import('./feed.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
