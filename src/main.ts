@@ -9,7 +9,10 @@ import { CallSession } from './call/call-session.js';
 import type { CallEvent } from './call/events.js';
 import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
+import { TokenAuth } from './feeds/auth.js';
 import { CallEventHub } from './feeds/event-hub.js';
+import { AudioIngest } from './feeds/ingest/index.js';
+import { SupervisorFeed } from './feeds/supervisor.js';
 import { GatewayHttpServer } from './feeds/http.js';
 import { KeywordAlerts } from './transcripts/alerts.js';
 import { GatewayMetrics } from './feeds/metrics.js';
@@ -111,6 +114,10 @@ export interface Gateway {
   readonly http: GatewayHttpServer;
   readonly store: TranscriptStore;
   readonly registry: CallRegistry;
+  /** The `/v1/supervisor` WebSocket feed. */
+  readonly supervisor: SupervisorFeed;
+  /** The token made at start when none is configured (it sees every call). */
+  readonly generatedToken: string | undefined;
   /** Every call's events (call.started, transcripts, dtmf, alerts, call.ended) in per-call seq order, each after it was stored. */
   readonly events: CallEventHub;
   /** Stops everything in reverse order of start-up. Idempotent. */
@@ -179,16 +186,37 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const purging = setInterval(() => store.purge(), 6 * 3_600_000);
     purging.unref();
     cleanups.push(() => clearInterval(purging));
+    // Metrics read the feeds through this holder: they are built after the hub the metrics observe.
+    const feeds: { supervisor?: SupervisorFeed; ingest?: AudioIngest } = {};
     const metrics = new GatewayMetrics({
       liveCalls: () => registry.size,
       liveParties: () => receiver.openPorts,
       vad: () => speech.vad.stats,
       asr: () => speech.asrStats(),
+      feed: () => feeds.supervisor?.stats() ?? { clients: 0, refused: 0, partialsDropped: 0, slowDisconnects: 0, heartbeatTimeouts: 0 },
+      ingest: () => feeds.ingest?.stats() ?? { connections: 0, refused: 0, protocolErrors: 0 },
     });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
     const events = new CallEventHub({ store, observe: (e) => metrics.observe(e), logger: log });
     const publish = (e: CallEvent): void => events.publish(e);
     const alerts = new KeywordAlerts(config.alerts.rules);
+    // Without configured tokens the gateway makes one for every call and logs it with the page's address.
+    const generated = config.supervisor.tokens.length === 0 ? TokenAuth.generated() : undefined;
+    const auth = generated?.auth ?? new TokenAuth(config.supervisor.tokens);
+    const supervisor = new SupervisorFeed({ hub: events, store, auth, config: config.supervisor, logger: log.child({ component: 'supervisor' }) });
+    feeds.supervisor = supervisor;
+    cleanups.push(() => supervisor.close());
+    const ingest = new AudioIngest({
+      hub: events,
+      vad: speech.vad,
+      recognizer: speech.recognizer,
+      vadConfig: config.vad,
+      transcripts: config.transcripts,
+      alerts,
+      config: config.feeds.ingest,
+      logger: log.child({ component: 'ingest' }),
+    });
+    feeds.ingest = ingest;
     const sip = new SipApp({
       config: config.sip,
       dialplans,
@@ -220,6 +248,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       host: config.http.host,
       port: config.http.port,
       logger: log,
+      upgrades: { '/v1/supervisor': supervisor.handleUpgrade, ...ingest.upgrades },
       exportCall: (callId, format) => exportCall(store, callId, format),
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       health: () => ({
@@ -230,6 +259,12 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       }),
     });
     cleanups.push(() => http.close());
+    // Runs before http, speech and the store close: ingested calls end with their last finals.
+    cleanups.push(() => ingest.close());
+    if (generated) {
+      // Like a notebook server: a token made for this run, so the page works out of the box.
+      log.info({ url: `http://${config.http.host}:${http.port}/supervisor/#token=${generated.token}` }, 'supervisor page (token generated for this run: set supervisor.tokens to choose your own)');
+    }
     log.info(
       { rtpengine: `${config.rtpengine.host}:${config.rtpengine.port}`, rtpPorts: `${config.media.portMin}-${config.media.portMax}` },
       'gateway ready',
@@ -243,6 +278,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       speech,
       sip,
       registry,
+      supervisor,
+      generatedToken: generated?.token,
       events,
       http,
       store,

@@ -19,6 +19,24 @@ describe('GatewayMetrics', () => {
     expect(value(text, 'whisperline_asr_queue_depth')).toBe(4);
     expect(value(text, 'whisperline_asr_partials_dropped_total')).toBe(7);
     expect(value(text, 'whisperline_asr_server_restarts_total')).toBe(1);
+    // Feed, ingest and fork metrics exist only when their sources are given.
+    expect(text).not.toMatch(/whisperline_feed_clients/);
+  });
+
+  it('reads feed clients and their drops, ingest connections and forks when the gateway has them', async () => {
+    const text = await new GatewayMetrics({
+      ...sources,
+      feed: () => ({ clients: 12, refused: 2, partialsDropped: 30, slowDisconnects: 1, heartbeatTimeouts: 0 }),
+      ingest: () => ({ connections: 3, refused: 1, protocolErrors: 4 }),
+      forks: () => ({ open: 2, framesDropped: 50, overruns: 1, reconnects: 3 }),
+    }).text();
+    expect(value(text, 'whisperline_feed_clients')).toBe(12);
+    expect(value(text, 'whisperline_feed_partials_dropped_total')).toBe(30);
+    expect(value(text, 'whisperline_feed_slow_disconnects_total')).toBe(1);
+    expect(value(text, 'whisperline_ingest_connections')).toBe(3);
+    expect(value(text, 'whisperline_ingest_protocol_errors_total')).toBe(4);
+    expect(value(text, 'whisperline_fork_frames_dropped_total')).toBe(50);
+    expect(value(text, 'whisperline_fork_overruns_total')).toBe(1);
   });
 
   it('counts finals, their latency from the end of speech, RTP loss and endings from the events', async () => {
@@ -28,11 +46,12 @@ describe('GatewayMetrics', () => {
     m.observe({ callId: 'c1', seq: 2, party: 'caller', kind: 'partial', text: 'hel', startMs: 0, endMs: 500, language: 'en', confidence: 0.5 }, t0 + 600);
     // Speech ended 2 s into the call; the final came 700 ms later.
     m.observe({ callId: 'c1', seq: 3, party: 'caller', kind: 'final', text: 'hello', startMs: 0, endMs: 2000, language: 'en', confidence: 0.9 }, t0 + 2700);
+    m.observe({ callId: 'c1', seq: 4, party: 'caller', kind: 'alert', rule: 'greeting', severity: 'info', finalSeq: 3, text: 'hello', startMs: 0, endMs: 2000 }, t0 + 2700);
     m.observe(
       {
         kind: 'call.ended',
         callId: 'c1',
-        seq: 4,
+        seq: 5,
         reason: 'bye-caller',
         durationMs: 5000,
         parties: { caller: { packets: 250, bytes: 43000, lost: 3, late: 0, duplicate: 0, malformed: 0, rtcp: 0, unknownPayloadType: 0, undecodable: 0, ssrcChanges: 0, dtmfEvents: 0, jitterMs: 1, codec: 'PCMU' } },
@@ -47,5 +66,6 @@ describe('GatewayMetrics', () => {
     expect(value(text, 'whisperline_rtp_packets_total')).toBe(250);
     expect(value(text, 'whisperline_rtp_packets_lost_total')).toBe(3);
     expect(text).toMatch(/^whisperline_calls_ended_total\{reason="bye-caller"\} 1$/m);
+    expect(text).toMatch(/^whisperline_alerts_total\{rule="greeting",severity="info"\} 1$/m);
   });
 });

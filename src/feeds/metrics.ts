@@ -7,6 +7,12 @@ export interface MetricSources {
   readonly liveParties: () => number;
   readonly vad: () => { readonly windows: number; readonly droppedWindows: number };
   readonly asr: () => { readonly queued: number; readonly droppedPartials: number; readonly droppedFinals: number; readonly finalsOverCapacity: number; readonly timeouts: number; readonly restarts: number };
+  /** Supervisor feed clients and what the feed dropped for them. */
+  readonly feed?: () => { readonly clients: number; readonly refused: number; readonly partialsDropped: number; readonly slowDisconnects: number; readonly heartbeatTimeouts: number };
+  /** Audio ingest connections. */
+  readonly ingest?: () => { readonly connections: number; readonly refused: number; readonly protocolErrors: number };
+  /** Audio forks out, summed over live and ended calls. */
+  readonly forks?: () => { readonly open: number; readonly framesDropped: number; readonly overruns: number; readonly reconnects: number };
 }
 
 /**
@@ -22,6 +28,7 @@ export class GatewayMetrics {
   private readonly rtpPackets: Counter;
   private readonly rtpLost: Counter;
   private readonly callsEnded: Counter;
+  private readonly alerts: Counter;
   /** Wall-clock time each live call's clock started (its call.started), for final latency. */
   private readonly callStart = new Map<string, number>();
 
@@ -41,6 +48,38 @@ export class GatewayMetrics {
     asrCounter('whisperline_asr_finals_over_capacity_total', 'Finals accepted over the queue size (delayed, not dropped)', (s) => s.finalsOverCapacity);
     asrCounter('whisperline_asr_timeouts_total', 'Recognition requests that timed out', (s) => s.timeouts);
     asrCounter('whisperline_asr_server_restarts_total', 'whisper-server restarts after a death or hang', (s) => s.restarts);
+    const gauge = (name: string, help: string, read: () => number | undefined): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const v = read();
+          if (v !== undefined) this.set(v);
+        },
+      });
+    };
+    if (sources.feed) {
+      const feed = sources.feed;
+      gauge('whisperline_feed_clients', 'Supervisor feed clients connected', () => feed().clients);
+      gauge('whisperline_feed_refused_total', 'Supervisor connections refused (token, origin, malformed resume)', () => feed().refused);
+      gauge('whisperline_feed_partials_dropped_total', 'Partials not sent to supervisor clients whose send buffer was full', () => feed().partialsDropped);
+      gauge('whisperline_feed_slow_disconnects_total', 'Supervisor clients disconnected for not reading (code 4008)', () => feed().slowDisconnects);
+      gauge('whisperline_feed_heartbeat_timeouts_total', 'Supervisor clients disconnected for missing a heartbeat', () => feed().heartbeatTimeouts);
+    }
+    if (sources.ingest) {
+      const ingest = sources.ingest;
+      gauge('whisperline_ingest_connections', 'Audio ingest connections open (/v1/listen, /v1/stt, /v1/twilio)', () => ingest().connections);
+      gauge('whisperline_ingest_refused_total', 'Audio ingest connections refused (key, limit)', () => ingest().refused);
+      gauge('whisperline_ingest_protocol_errors_total', 'Audio ingest connections closed for malformed input', () => ingest().protocolErrors);
+    }
+    if (sources.forks) {
+      const forks = sources.forks;
+      gauge('whisperline_fork_open', 'Audio forks out open', () => forks().open);
+      gauge('whisperline_fork_frames_dropped_total', 'Audio fork frames dropped (oldest first) while the consumer was slow or away', () => forks().framesDropped);
+      gauge('whisperline_fork_overruns_total', 'Audio fork buffer overrun episodes', () => forks().overruns);
+      gauge('whisperline_fork_reconnects_total', 'Audio fork reconnects to their consumers', () => forks().reconnects);
+    }
     this.finalLatency = new Histogram({
       name: 'whisperline_final_latency_seconds',
       help: 'End of an utterance (its last speech plus a 150 ms tail) to its final transcript',
@@ -51,6 +90,7 @@ export class GatewayMetrics {
     this.partials = new Counter({ name: 'whisperline_partials_total', help: 'Partial transcripts published', registers });
     this.rtpPackets = new Counter({ name: 'whisperline_rtp_packets_total', help: 'RTP packets received on ended calls', registers });
     this.rtpLost = new Counter({ name: 'whisperline_rtp_packets_lost_total', help: 'RTP packets lost (concealed) on ended calls', registers });
+    this.alerts = new Counter({ name: 'whisperline_alerts_total', help: 'Keyword alerts raised, by rule and severity', labelNames: ['rule', 'severity'], registers });
     this.callsEnded = new Counter({ name: 'whisperline_calls_ended_total', help: 'Calls ended, by reason', labelNames: ['reason'], registers });
   }
 
@@ -68,6 +108,9 @@ export class GatewayMetrics {
       }
       case 'partial':
         this.partials.inc();
+        break;
+      case 'alert':
+        this.alerts.inc({ rule: e.rule, severity: e.severity });
         break;
       case 'call.ended':
         this.callStart.delete(e.callId);
