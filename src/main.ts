@@ -13,10 +13,10 @@ import { TokenAuth } from './feeds/auth.js';
 import { CallEventHub } from './feeds/event-hub.js';
 import { AudioIngest } from './feeds/ingest/index.js';
 import { SupervisorFeed } from './feeds/supervisor.js';
+import { historyRoutes } from './feeds/history.js';
 import { GatewayHttpServer } from './feeds/http.js';
 import { KeywordAlerts } from './transcripts/alerts.js';
 import { GatewayMetrics } from './feeds/metrics.js';
-import { exportCall } from './transcripts/export.js';
 import { TranscriptStore } from './transcripts/store.js';
 import { SipApp } from './sip/app.js';
 import { DialplanStore } from './sip/dialplan-store.js';
@@ -249,7 +249,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       port: config.http.port,
       logger: log,
       upgrades: { '/v1/supervisor': supervisor.handleUpgrade, ...ingest.upgrades },
-      exportCall: (callId, format) => exportCall(store, callId, format),
+      routes: historyRoutes({ store, auth, allowedOrigins: config.supervisor.allowedOrigins, live: () => supervisor.liveCallIds(), logger: log.child({ component: 'history' }) }),
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       health: () => ({
         status: sip.connection === 'connected' ? 'ok' : 'degraded',

@@ -1,9 +1,7 @@
 import { createServer, STATUS_CODES, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { WhisperlineError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { EXPORT_FORMATS, type ExportFormat } from '../transcripts/export.js';
 
 /** What `/health` reports; each part of the gateway contributes its own fields. */
 export type HealthReport = Record<string, unknown> & { readonly status: 'ok' | 'degraded' };
@@ -56,8 +54,6 @@ export interface HttpServerOptions {
   readonly health: () => HealthReport | Promise<HealthReport>;
   /** Prometheus exposition for `GET /metrics`. */
   readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
-  /** A stored call as a document (throws NOT_FOUND for an unknown call). */
-  readonly exportCall?: (callId: string, format: ExportFormat) => string;
   /** More routes (supervisor page, history API...), tried in order after the built-in ones. */
   readonly routes?: readonly HttpRoute[];
   /** WebSocket endpoints by exact path (`/v1/supervisor`, `/v1/listen`...). */
@@ -65,17 +61,11 @@ export interface HttpServerOptions {
   readonly logger: Logger;
 }
 
-const CONTENT_TYPES: Readonly<Record<ExportFormat, string>> = {
-  json: 'application/json',
-  vtt: 'text/vtt; charset=utf-8',
-  srt: 'application/x-subrip; charset=utf-8',
-  txt: 'text/plain; charset=utf-8',
-};
 
 /**
  * The gateway's HTTP endpoint: `/health` (200 when every part is up, 503 when one is degraded,
- * e.g. drachtio-server disconnected) and `GET /v1/calls/:id/export?format=json|vtt|srt|txt`
- * from the transcript store; the feeds add their routes here.
+ * e.g. drachtio-server disconnected) and `/metrics`; the feeds add their routes (page, history
+ * API) and WebSocket endpoints (supervisor feed, ingest) through `routes` and `upgrades`.
  */
 export class GatewayHttpServer {
   private constructor(private readonly server: Server) {}
@@ -108,26 +98,6 @@ export class GatewayHttpServer {
             res.writeHead(500).end();
           },
         );
-        return;
-      }
-      const exported = /^\/v1\/calls\/([^/]+)\/export$/.exec(path ?? '');
-      if (req.method === 'GET' && exported && options.exportCall) {
-        const format = (new URL(req.url ?? '/', 'http://gateway').searchParams.get('format') ?? 'txt') as ExportFormat;
-        if (!EXPORT_FORMATS.includes(format)) {
-          res.writeHead(400, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: `format must be one of ${EXPORT_FORMATS.join(', ')}` }));
-          return;
-        }
-        try {
-          const body = options.exportCall(decodeURIComponent(exported[1]!), format);
-          res.writeHead(200, { 'content-type': CONTENT_TYPES[format] });
-          res.end(body);
-        } catch (err) {
-          const notFound = err instanceof WhisperlineError && err.code === 'NOT_FOUND';
-          if (!notFound) options.logger.error({ err }, 'export failed');
-          res.writeHead(notFound ? 404 : 500, { 'content-type': 'application/json' });
-          res.end(JSON.stringify({ error: notFound ? err.message : 'export failed' }));
-        }
         return;
       }
       if (routeRequest(options, req, res, path ?? '/')) return;

@@ -162,6 +162,33 @@ describe('TranscriptStore', () => {
     expect(store.listCalls({ limit: 10, search: '%' })).toEqual([]);
   });
 
+  it('lists only calls carrying any of the given labels, in SQL so that pages stay full', () => {
+    const store = open('list-labels.db');
+    const started = (callId: string, labels: string[]): CallEvent => ({ kind: 'call.started', callId, seq: 1, rule: 'r', labels, parties: [] });
+    store.record(started('a', ['queue-a']), T0);
+    store.record(started('b', ['queue-b']), T0 + 1000);
+    store.record(started('ab', ['queue-b', 'queue-a']), T0 + 2000);
+    store.record(started('none', []), T0 + 3000);
+    // Another label's calls, newer than all of them: a page of 2 for queue-a is still 2 calls.
+    for (let i = 0; i < 5; i++) store.record(started(`c${i}`, ['queue-c']), T0 + 4000 + i);
+    recordCall(store, syntheticCall('searched'), T0 + 5000); // labels ['support']
+    const ids = (labels?: readonly string[], extra: { limit?: number; before?: number; search?: string } = {}) =>
+      store.listCalls({ limit: 10, ...extra, ...(labels ? { labels } : {}) }).map((c) => c.id);
+    expect(ids(['queue-a'], { limit: 2 })).toEqual(['ab', 'a']);
+    expect(ids(['queue-a', 'queue-b'])).toEqual(['ab', 'b', 'a']);
+    expect(ids(['queue-b'], { before: T0 + 2000 })).toEqual(['b']);
+    expect(ids(['nobody'])).toEqual([]);
+    // Labels are matched whole, not as substrings or JSON text.
+    expect(ids(['queue'])).toEqual([]);
+    expect(ids(['"queue-a"'])).toEqual([]);
+    // Combined with the text search.
+    expect(ids(['support'], { search: 'rechnung' })).toEqual(['searched']);
+    expect(ids(['queue-a'], { search: 'rechnung' })).toEqual([]);
+    // No labels (or none given) = every call, as for a token without labels.
+    expect(ids([])).toHaveLength(10);
+    expect(ids(undefined, { limit: 20 })).toHaveLength(10);
+  });
+
   it('purges calls that ended more than retentionDays ago, with their events', () => {
     const store = open('purge.db', 30);
     recordCall(store, syntheticCall('ancient'), T0 - 40 * DAY);

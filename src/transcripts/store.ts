@@ -96,6 +96,11 @@ export interface ListCallsOptions {
   readonly before?: number;
   /** Only calls with a final whose text contains this (case-insensitive for ASCII). */
   readonly search?: string;
+  /**
+   * Only calls carrying any of these labels (a supervisor token's scope, see `canSee`); undefined
+   * or empty = every call, as for a token without labels.
+   */
+  readonly labels?: readonly string[];
 }
 
 interface CallRow {
@@ -158,6 +163,7 @@ export class TranscriptStore {
       list: p<CallRow>(`SELECT * FROM calls WHERE started_at < @before
         AND (@search IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.call_id = calls.id AND e.kind = 'final'
           AND e.text LIKE @search ESCAPE '\\'))
+        AND (@labels IS NULL OR EXISTS (SELECT 1 FROM json_each(calls.labels) l WHERE l.value IN (SELECT value FROM json_each(@labels))))
         ORDER BY started_at DESC, rowid DESC LIMIT @limit`),
       purge: p(`DELETE FROM calls WHERE coalesce(ended_at, started_at) < @cutoff`),
       lastCursor: db.prepare<[], { c: number | null }>(`SELECT max(id) AS c FROM events`),
@@ -263,6 +269,7 @@ export class TranscriptStore {
     const rows = this.stmt.list.all({
       before: options.before ?? Number.MAX_SAFE_INTEGER,
       search: options.search ? likePattern(options.search) : null,
+      labels: options.labels && options.labels.length > 0 ? JSON.stringify(options.labels) : null,
       limit: options.limit,
     });
     return rows.map((r) => this.toCall(r));

@@ -58,6 +58,15 @@ describe('startGateway', () => {
     const text = await metrics.text();
     expect(text).toMatch(/^whisperline_calls_live 0$/m);
     expect(text).toMatch(/^whisperline_asr_queue_depth 0$/m);
+    expect(text).toMatch(/^whisperline_feed_clients 0$/m);
+    // The supervisor page is served; the history API wants the token made at start.
+    const page = await fetch(`http://127.0.0.1:${gateway.http.port}/supervisor/`);
+    expect(page.status).toBe(200);
+    expect(await page.text()).toMatch(/<html/i);
+    expect((await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls`)).status).toBe(401);
+    const calls = await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls`, { headers: { authorization: `Bearer ${gateway.generatedToken!}` } });
+    expect(calls.status).toBe(200);
+    expect(await calls.json()).toMatchObject({ calls: [] });
     // The speech path answers too: one second of silence through the real whisper-server.
     const result = await gateway.speech.recognizer.recognize({ samples: new Int16Array(16000), language: 'en', task: 'transcribe', priority: 'final' });
     expect(result.language).toBe('en');
