@@ -90,7 +90,7 @@ function raw(path: string): Promise<{ status: number; body: string }> {
 
 interface ListBody {
   calls: { id: string; live: boolean; labels: string[]; endedAt: number | null; endReason: string | null; durationMs: number | null; parties: unknown[]; rule: string | null; startedAt: number }[];
-  next: number | null;
+  next: string | null;
 }
 
 describe('history API', () => {
@@ -132,11 +132,11 @@ describe('history API', () => {
       durationMs: 3000,
       live: false,
     });
-    expect(first.next).toBe(T0 + 8000);
+    expect(first.next).toBe(`${T0 + 8000}:c08`);
     const ids: string[] = first.calls.map((c) => c.id);
     let next = first.next;
     while (next !== null) {
-      const page = (await (await get(`/v1/calls?limit=5&before=${next}`, ALL)).json()) as ListBody;
+      const page = (await (await get(`/v1/calls?limit=5&before=${encodeURIComponent(next)}`, ALL)).json()) as ListBody;
       ids.push(...page.calls.map((c) => c.id));
       next = page.next;
     }
@@ -152,7 +152,7 @@ describe('history API', () => {
   it('lists only the calls a token may see, with full pages', async () => {
     const page = (await (await get('/v1/calls?limit=3', QUEUE_A)).json()) as ListBody;
     expect(page.calls.map((c) => c.id)).toEqual(['a-live', 'c10', 'c08']);
-    const rest = (await (await get(`/v1/calls?limit=50&before=${page.next}`, QUEUE_A)).json()) as ListBody;
+    const rest = (await (await get(`/v1/calls?limit=50&before=${encodeURIComponent(page.next!)}`, QUEUE_A)).json()) as ListBody;
     expect(rest.calls.map((c) => c.id)).toEqual(['c06', 'c04', 'c02', 'c00']);
     expect(rest.next).toBeNull();
   });

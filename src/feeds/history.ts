@@ -100,6 +100,19 @@ function intParam(url: URL, name: string, min: number, max: number): number | un
   return n;
 }
 
+/**
+ * `before`: a page position, `<ms>:<callId>` as `next` gives it (calls started in the same
+ * millisecond are told apart by id), or a plain time in ms since the epoch.
+ */
+function pagePosition(url: URL): { at: number; id?: string } | undefined {
+  const raw = url.searchParams.get('before');
+  if (raw === null || raw === '') return undefined;
+  const m = /^(\d{1,16})(?::(.{1,500}))?$/s.exec(raw);
+  const at = m ? Number(m[1]) : NaN;
+  if (!m || !Number.isSafeInteger(at)) throw new BadParam('before must be the `next` of a previous page, or a time in ms since the epoch');
+  return m[2] !== undefined ? { at, id: m[2] } : { at };
+}
+
 /** `attachment` file name for an export: the call id with anything unusual replaced. */
 const exportFileName = (callId: string, format: ExportFormat): string => `${callId.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100) || 'call'}.${format}`;
 
@@ -108,7 +121,7 @@ const exportFileName = (callId: string, format: ExportFormat): string => `${call
  * history API, every route of which needs a supervisor token (`Authorization: Bearer` or
  * `?token=`) and sees only the calls of that token's labels:
  *
- * - `GET /v1/calls?search=&before=&limit=` lists calls newest first (`next` is the `before` of the
+ * - `GET /v1/calls?search=&before=&limit=` lists calls newest first (`next`, a `<ms>:<callId>` position, is the `before` of the
  *   following page, null after the last);
  * - `GET /v1/calls/:id` is one call with every stored event in wire form;
  * - `GET /v1/calls/:id/export?format=json|vtt|srt|txt` is one call as a document.
@@ -155,10 +168,10 @@ export function historyRoutes(deps: HistoryRoutesDeps): HttpRoute[] {
       const ok = authorize(req, res, url);
       if (!ok) return;
       let limit: number;
-      let before: number | undefined;
+      let before: { at: number; id?: string } | undefined;
       try {
         limit = intParam(url, 'limit', 1, MAX_PAGE_LIMIT) ?? DEFAULT_PAGE_LIMIT;
-        before = intParam(url, 'before', 0, Number.MAX_SAFE_INTEGER);
+        before = pagePosition(url);
       } catch (err) {
         if (!(err instanceof BadParam)) throw err;
         sendJson(res, 400, { error: err.message }, ok.headers);
@@ -172,13 +185,14 @@ export function historyRoutes(deps: HistoryRoutesDeps): HttpRoute[] {
       // One more than asked, to know whether another page follows.
       const rows = store.listCalls({
         limit: limit + 1,
-        ...(before !== undefined ? { before } : {}),
+        ...(before !== undefined ? { before: before.at, ...(before.id !== undefined ? { beforeId: before.id } : {}) } : {}),
         ...(search !== '' ? { search } : {}),
         labels: ok.principal.labels,
       });
       const page = rows.slice(0, limit);
       const live = liveNow();
-      const next = rows.length > limit ? page[page.length - 1]!.startedAt : null;
+      const last = page[page.length - 1];
+      const next = rows.length > limit && last ? `${last.startedAt}:${last.id}` : null;
       sendJson(res, 200, { calls: page.map((c) => callSummary(c, live.has(c.id))), next }, ok.headers);
     },
   };

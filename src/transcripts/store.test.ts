@@ -162,6 +162,21 @@ describe('TranscriptStore', () => {
     expect(store.listCalls({ limit: 10, search: '%' })).toEqual([]);
   });
 
+  it('pages through calls started in the same millisecond without repeating or skipping one', () => {
+    const store = open('ties.db');
+    const ids = ['t1', 't2', 't3', 't4', 't5', 't6', 't7'];
+    for (const id of ids) recordCall(store, [{ kind: 'call.started', callId: id, seq: 1, rule: 'r', labels: [], parties: [] }], T0);
+    recordCall(store, [{ kind: 'call.started', callId: 'earlier', seq: 1, rule: 'r', labels: [], parties: [] }], T0 - 1);
+    const seen: string[] = [];
+    let page = store.listCalls({ limit: 3 });
+    while (page.length > 0) {
+      seen.push(...page.map((c) => c.id));
+      const last = page[page.length - 1]!;
+      page = store.listCalls({ limit: 3, before: last.startedAt, beforeId: last.id });
+    }
+    expect(seen).toEqual(['t7', 't6', 't5', 't4', 't3', 't2', 't1', 'earlier']);
+  });
+
   it('lists only calls carrying any of the given labels, in SQL so that pages stay full', () => {
     const store = open('list-labels.db');
     const started = (callId: string, labels: string[]): CallEvent => ({ kind: 'call.started', callId, seq: 1, rule: 'r', labels, parties: [] });

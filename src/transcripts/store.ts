@@ -92,8 +92,13 @@ export interface CallRecord {
 
 export interface ListCallsOptions {
   readonly limit: number;
-  /** Only calls started before this time (ms since the epoch): the next page after the oldest call seen. */
+  /**
+   * Paging: only calls that come after this position in the list's order (newest first, calls
+   * started in the same millisecond by id, descending): the oldest call seen's start time and,
+   * with it, its id, so that calls sharing a millisecond are neither repeated nor skipped.
+   */
   readonly before?: number;
+  readonly beforeId?: string;
   /** Only calls with a final whose text contains this (case-insensitive for ASCII). */
   readonly search?: string;
   /**
@@ -160,11 +165,11 @@ export class TranscriptStore {
       eventsSince: p<EventRow>(`SELECT id, payload, recorded_at FROM events WHERE id > @cursor ORDER BY id LIMIT @limit`),
       call: p<CallRow>(`SELECT * FROM calls WHERE id = @callId`),
       parties: p<PartyRow>(`SELECT name, label FROM parties WHERE call_id = @callId ORDER BY rowid`),
-      list: p<CallRow>(`SELECT * FROM calls WHERE started_at < @before
+      list: p<CallRow>(`SELECT * FROM calls WHERE (started_at < @before OR (started_at = @before AND id < @beforeId))
         AND (@search IS NULL OR EXISTS (SELECT 1 FROM events e WHERE e.call_id = calls.id AND e.kind = 'final'
           AND e.text LIKE @search ESCAPE '\\'))
         AND (@labels IS NULL OR EXISTS (SELECT 1 FROM json_each(calls.labels) l WHERE l.value IN (SELECT value FROM json_each(@labels))))
-        ORDER BY started_at DESC, rowid DESC LIMIT @limit`),
+        ORDER BY started_at DESC, id DESC LIMIT @limit`),
       purge: p(`DELETE FROM calls WHERE coalesce(ended_at, started_at) < @cutoff`),
       lastCursor: db.prepare<[], { c: number | null }>(`SELECT max(id) AS c FROM events`),
     };
@@ -268,6 +273,7 @@ export class TranscriptStore {
   listCalls(options: ListCallsOptions): CallRecord[] {
     const rows = this.stmt.list.all({
       before: options.before ?? Number.MAX_SAFE_INTEGER,
+      beforeId: options.before !== undefined ? (options.beforeId ?? null) : null,
       search: options.search ? likePattern(options.search) : null,
       labels: options.labels && options.labels.length > 0 ? JSON.stringify(options.labels) : null,
       limit: options.limit,

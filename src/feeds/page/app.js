@@ -901,7 +901,7 @@ async function loadHistory({ more = false } = {}) {
     const items = (Array.isArray(body.calls) ? body.calls : []).map(historyItem);
     if (more) list.append(...items);
     else list.replaceChildren(...items);
-    historyState.next = typeof body.next === 'number' ? body.next : null;
+    historyState.next = typeof body.next === 'string' || typeof body.next === 'number' ? body.next : null;
     historyState.loaded = true;
     historyState.stale = false;
     const n = list.childElementCount;
