@@ -269,7 +269,7 @@ export class SupervisorFeed {
 
   /** Fans one hub event out to every live client that may see its call. */
   private publish(event: CallEvent, cursor: number | undefined, at: number): void {
-    this.track(event);
+    this.track(event, at);
     if (this.clients.size === 0) return;
     const labels = this.labelsOf(event.callId, event);
     const partial = event.kind === 'partial';
@@ -297,10 +297,10 @@ export class SupervisorFeed {
   }
 
   /** Keeps the live-call list and the label cache current. */
-  private track(event: CallEvent): void {
+  private track(event: CallEvent, at: number): void {
     switch (event.kind) {
       case 'call.started':
-        this.liveCalls.set(event.callId, { callId: event.callId, rule: event.rule, labels: event.labels, parties: event.parties, startedAt: Date.now(), lastSeq: event.seq });
+        this.liveCalls.set(event.callId, { callId: event.callId, rule: event.rule, labels: event.labels, parties: event.parties, startedAt: at, lastSeq: event.seq });
         this.cacheLabels(event.callId, event.labels);
         return;
       case 'call.ended':
