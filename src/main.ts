@@ -11,6 +11,7 @@ import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
 import { TokenAuth } from './feeds/auth.js';
 import { CallEventHub } from './feeds/event-hub.js';
+import { ForkTotals } from './feeds/audio-fork.js';
 import { AudioIngest } from './feeds/ingest/index.js';
 import { SupervisorFeed } from './feeds/supervisor.js';
 import { historyRoutes } from './feeds/history.js';
@@ -188,6 +189,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     cleanups.push(() => clearInterval(purging));
     // Metrics read the feeds through this holder: they are built after the hub the metrics observe.
     const feeds: { supervisor?: SupervisorFeed; ingest?: AudioIngest } = {};
+    const forkTotals = new ForkTotals();
     const metrics = new GatewayMetrics({
       liveCalls: () => registry.size,
       liveParties: () => receiver.openPorts,
@@ -195,6 +197,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       asr: () => speech.asrStats(),
       feed: () => feeds.supervisor?.stats() ?? { clients: 0, refused: 0, partialsDropped: 0, slowDisconnects: 0, heartbeatTimeouts: 0 },
       ingest: () => feeds.ingest?.stats() ?? { connections: 0, refused: 0, protocolErrors: 0 },
+      forks: () => forkTotals,
     });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
     const events = new CallEventHub({ store, observe: (e) => metrics.observe(e), logger: log });
@@ -222,7 +225,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       dialplans,
       registry,
       logger: log,
-      createSession: (inbound, rule, dialer, siprec) =>
+      createSession: (inbound, rule, dialer, siprec, facts) =>
         new CallSession({
           inbound,
           rule,
@@ -237,6 +240,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
           vadConfig: config.vad,
           transcripts: config.transcripts,
           alerts,
+          forkOut: config.feeds.fork,
+          forkTotals,
+          forkMetadata: { from: facts.from, to: facts.to, requestUri: facts.requestUri },
           logger: log,
           onEvent: publish,
         }),

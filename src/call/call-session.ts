@@ -2,8 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { parse as parseSdp } from 'sdp-transform';
 import type { SpeechRecognizer } from '../asr/recognizer.js';
+import type { AudioFrame } from '../audio/frame.js';
 import { PartyAudio } from '../audio/party-audio.js';
-import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
+import type { FeedsConfig, TranscriptsConfig, VadConfig } from '../config/schema.js';
+import { AudioForkOut, type AudioForkStats, type ForkTotals } from '../feeds/audio-fork.js';
+import { RtpengineCallPlayer } from '../feeds/call-player.js';
 import { callLogger, type Logger } from '../log.js';
 import type { MediaForker, MediaFork } from '../media/fork.js';
 import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
@@ -39,6 +42,12 @@ export interface CallSessionDeps {
   readonly forkCodec?: 'PCMU' | 'opus';
   /** Keyword alert rules applied to this call's finals. */
   readonly alerts?: KeywordAlerts;
+  /** Gateway-wide audio fork settings; a rule's `fork` opens one per call only when this is given. */
+  readonly forkOut?: FeedsConfig['fork'];
+  /** Extra call metadata for the audio fork's first frame (e.g. `from`, `to` of the INVITE). */
+  readonly forkMetadata?: Readonly<Record<string, unknown>>;
+  /** Gateway-wide fork counters (for /metrics). */
+  readonly forkTotals?: ForkTotals;
 }
 
 /** A call's state; each variant names what the call holds at that point. */
@@ -80,6 +89,8 @@ export class CallSession {
   private pipeline: CallPipeline | undefined;
   private readonly forks = new Map<string, MediaFork>();
   private readonly parties = new Map<string, { input: PartyInput; audio: PartyAudio }>();
+  /** The rule's audio fork out (jambonz listen format), once the call is answered. */
+  private audioFork: AudioForkOut | undefined;
   private outbound: OutboundLeg | undefined;
   private answered = false;
   private answeredAtPerf = 0;
@@ -99,6 +110,11 @@ export class CallSession {
 
   get state(): CallState {
     return this.stateValue;
+  }
+
+  /** The audio fork out's counters, when the call has one (see `AudioForkStats`). */
+  get audioForkStats(): AudioForkStats | undefined {
+    return this.audioFork?.stats();
   }
 
   /** Anchors the media, answers, forks and starts transcription. Rejects if the call ended meanwhile. */
@@ -191,7 +207,7 @@ export class CallSession {
       if (m.type !== 'audio') continue;
       const name = streams.find((s) => s.mediaIndex === i)?.partyLabel ?? `stream${i + 1}`;
       const input = pipeline.addParty(name);
-      const audio = new PartyAudio(name, (frame) => input.push(frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
+      const audio = new PartyAudio(name, (frame) => this.tap(input, frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
       const port = await deps.receiver.openParty(new Map(), this.mediaSink(name, audio));
       this.recorded.push({ party: name, port });
       const codecPt = chooseCodec(m, undefined)?.payloadType ?? offeredPayloadTypes(m)[0]!;
@@ -207,6 +223,8 @@ export class CallSession {
     this.answered = true;
     this.answeredAtPerf = performance.now();
     this.stateValue = { name: 'active', answeredAt: Date.now() };
+    // A recording has no party to play into: the fork only streams.
+    this.openAudioFork([this.recorded[0]?.party, this.recorded[1]?.party], parties, undefined);
     deps.onEvent({ kind: 'call.started', callId: this.callId, seq: pipeline.seq.next(), rule: deps.rule.name, labels: deps.rule.labels, parties });
   }
 
@@ -353,6 +371,20 @@ export class CallSession {
     const parties = this.partyPlan();
     const pipeline = this.newPipeline();
     deps.onEvent({ kind: 'call.started', callId: this.callId, seq: pipeline.seq.next(), rule: deps.rule.name, labels: deps.rule.labels, parties });
+    const forked = (name: string): string | undefined => (parties.some((p) => p.name === name) ? name : undefined);
+    this.openAudioFork(
+      [forked('caller'), forked('callee')],
+      parties,
+      new RtpengineCallPlayer({
+        rtpengine: deps.rtpengine,
+        callId: this.callId,
+        listenerTag: deps.inbound.fromTag,
+        // A bridged callee is blocked while fork audio plays to the caller (rtpengine 10.5 then
+        // also pauses the callee's own fork: see RtpengineCallPlayerOptions.otherTag).
+        ...(deps.rule.action === 'bridge' ? { otherTag: calleeTag } : {}),
+        logger: this.log,
+      }),
+    );
     for (const party of parties) {
       const plan = deps.rule.parties?.[party.name];
       const input = pipeline.addParty(party.name, {
@@ -360,7 +392,7 @@ export class CallSession {
         ...(plan?.language ? { language: plan.language } : {}),
         ...(plan?.translate !== undefined ? { translate: plan.translate } : {}),
       });
-      const audio = new PartyAudio(party.name, (frame) => input.push(frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
+      const audio = new PartyAudio(party.name, (frame) => this.tap(input, frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
       this.parties.set(party.name, { input, audio });
       const fork = await deps.forker.fork(
         { callId: this.callId, fromTag: party.name === 'caller' ? deps.inbound.fromTag : calleeTag, label: party.name },
@@ -369,6 +401,49 @@ export class CallSession {
       this.forks.set(party.name, fork);
       this.checkOpen();
     }
+  }
+
+  /** A party's 16 kHz frame: to its transcriber, and to the audio fork out when there is one. */
+  private tap(input: PartyInput, frame: AudioFrame): void {
+    input.push(frame);
+    this.audioFork?.push(frame);
+  }
+
+  /**
+   * Opens the rule's audio fork out, when the rule has one and the gateway is configured for it.
+   * `channels` names the left (caller) and right (callee) parties; `player` plays the consumer's
+   * audio to the caller (none for recordings). Connecting is asynchronous: the call never waits.
+   */
+  private openAudioFork(channels: readonly [string | undefined, string | undefined], parties: readonly CallParty[], player: RtpengineCallPlayer | undefined): void {
+    const { rule, forkOut, inbound } = this.deps;
+    if (!rule.fork || !forkOut || this.audioFork || this.closing) return;
+    const { url, mix = 'stereo', sampleRate = 16000, bidirectional = false } = rule.fork;
+    if (!player && bidirectional) this.log.warn({ rule: rule.name }, 'audio fork bidirectional streaming refused: a recording has no party to play to');
+    const label = (name: string | undefined): string | null => (name === undefined ? null : (parties.find((p) => p.name === name)?.label ?? name));
+    // SIP legs that know the INVITE's From and To expose them; main.ts may also pass them in forkMetadata.
+    const leg = inbound as InboundLeg & { readonly from?: unknown; readonly to?: unknown };
+    this.audioFork = new AudioForkOut({
+      url,
+      mix,
+      sampleRate,
+      bidirectional: bidirectional && player !== undefined,
+      channels,
+      metadata: {
+        callSid: this.callId,
+        ...(typeof leg.from === 'string' ? { from: leg.from } : {}),
+        ...(typeof leg.to === 'string' ? { to: leg.to } : {}),
+        direction: 'inbound',
+        parties: channels.filter((c) => c !== undefined).map((c) => label(c)),
+        channels: channels.map((c) => label(c)),
+        rule: rule.name,
+        labels: rule.labels,
+        ...this.deps.forkMetadata,
+      },
+      config: forkOut,
+      ...(this.deps.forkTotals ? { totals: this.deps.forkTotals } : {}),
+      ...(player ? { player } : {}),
+      logger: this.log,
+    });
   }
 
   /** The call's pipeline, with the rule's transcript settings over the configuration. */
@@ -434,6 +509,8 @@ export class CallSession {
       stats[party] = port.stats();
       port.close();
     }
+    // The fork out has its parties' last frames now; it stops its playback while rtpengine still has the call.
+    if (this.audioFork) await step('audio fork close', () => this.audioFork!.close());
     if (this.pipeline) await step('pipeline end', () => this.pipeline!.end(reason));
     for (const c of this.cleanups.splice(0).reverse()) await step(c.what, c.run);
     const durationMs = wasAnswered ? Math.round(performance.now() - this.answeredAtPerf) : 0;

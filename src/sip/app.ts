@@ -17,7 +17,7 @@ export interface SipAppDeps {
   readonly dialplans: DialplanStore;
   readonly registry: CallRegistry;
   /** Builds the session of an admitted call (the composition root supplies media and speech). */
-  readonly createSession: (inbound: InboundLeg, rule: DialplanRule, dialer: OutboundDialer, siprec: SiprecOffer | undefined) => CallSession;
+  readonly createSession: (inbound: InboundLeg, rule: DialplanRule, dialer: OutboundDialer, siprec: SiprecOffer | undefined, facts: InviteFacts) => CallSession;
   readonly logger: Logger;
 }
 
@@ -146,7 +146,7 @@ export class SipApp {
     });
     const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'), siprec?.sdp);
     const dialer = new DrachtioDialer(this.srf, side('callee'));
-    const session = this.deps.createSession(inbound, rule, dialer, siprec);
+    const session = this.deps.createSession(inbound, rule, dialer, siprec, facts);
     holder.session = session;
     this.deps.registry.add(session);
     req.on('cancel', () => void session.cancel());

@@ -1,0 +1,98 @@
+/**
+ * Playing audio into a live call, for the audio fork's `playAudio` and bidirectional streaming.
+ *
+ * The fork drives playback chunk by chunk: `play` starts one chunk (replacing whatever plays
+ * now) and resolves once it has started, with its length; the fork starts the next chunk when
+ * that time has elapsed, and calls `stop` when its queue runs dry or the consumer kills playback.
+ */
+import type { Logger } from '../log.js';
+import type { RtpengineClient } from '../media/rtpengine/client.js';
+import { encodeWav } from '../audio/wav.js';
+
+export interface CallPlayer {
+  /** The rate the player wants its audio at; the fork resamples to it. */
+  readonly sampleRate: number;
+  /** The most samples (at `sampleRate`) one `play` may carry. */
+  readonly maxChunkSamples: number;
+  /** Starts playing `pcm16` now, replacing what plays; resolves once started, with its length. */
+  play(pcm16: Int16Array, sampleRate: number): Promise<{ durationMs: number }>;
+  /** Stops what plays (if anything) and gives the listener the call's own audio back. */
+  stop(): Promise<void>;
+}
+
+/** The rtpengine commands the player uses. */
+export type PlayerControl = Pick<RtpengineClient, 'playMedia' | 'stopMedia' | 'blockMedia' | 'unblockMedia'>;
+
+export interface RtpengineCallPlayerOptions {
+  readonly rtpengine: PlayerControl;
+  /** rtpengine call-id (the SIP Call-ID). */
+  readonly callId: string;
+  /** Tag of the party who hears the audio (`play media`'s from-tag): the caller. */
+  readonly listenerTag: string;
+  /**
+   * Tag of the party the listener otherwise hears (a bridge's callee): blocked while audio plays,
+   * as a prompt replaces the far end on a PBX, or the listener gets both streams interleaved (two
+   * SSRCs). rtpengine 10.5 ignores the `to-tag` of `block media` and blocks all of that party's
+   * media, its forks included: its transcription and fork channel are silent while audio plays.
+   */
+  readonly otherTag?: string;
+  /** Rate of the WAV blobs sent (default 8000: rtpengine resamples 16 kHz blobs for 8 kHz legs and loses each blob's last packet doing it). */
+  readonly sampleRate?: number;
+  readonly logger?: Logger;
+}
+
+/**
+ * One `play media` blob's size limit. ng runs over UDP (64 KB datagrams, one per command);
+ * 40 KB of WAV keeps the message well inside it: 2.5 s at 8 kHz, 1.25 s at 16 kHz.
+ */
+export const MAX_BLOB_BYTES = 40_000;
+const WAV_HEADER_BYTES = 44;
+
+/**
+ * Plays audio into one party's leg with rtpengine `play media`, each chunk sent as a 16-bit PCM
+ * WAV blob that rtpengine decodes and encodes to the leg's codec.
+ */
+export class RtpengineCallPlayer implements CallPlayer {
+  readonly sampleRate: number;
+  readonly maxChunkSamples: number;
+  private blocked = false;
+
+  constructor(private readonly options: RtpengineCallPlayerOptions) {
+    this.sampleRate = options.sampleRate ?? 8000;
+    // Whole 20 ms packets, so a chunk's end falls on a packet boundary.
+    const packet = this.sampleRate / 50;
+    this.maxChunkSamples = Math.floor((MAX_BLOB_BYTES - WAV_HEADER_BYTES) / 2 / packet) * packet;
+  }
+
+  async play(pcm16: Int16Array, sampleRate: number): Promise<{ durationMs: number }> {
+    const { rtpengine, callId, listenerTag, otherTag } = this.options;
+    if (pcm16.length * 2 + WAV_HEADER_BYTES > MAX_BLOB_BYTES) throw new RangeError(`play chunk of ${pcm16.length} samples exceeds ${MAX_BLOB_BYTES} bytes`);
+    if (otherTag && !this.blocked) {
+      this.blocked = true;
+      try {
+        await rtpengine.blockMedia({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
+      } catch (err) {
+        // Playback still goes ahead; the listener hears both streams.
+        this.options.logger?.warn({ err }, 'could not block the far end during playback');
+      }
+    }
+    const reply = await rtpengine.playMedia({ 'call-id': callId, 'from-tag': listenerTag, blob: encodeWav(pcm16, sampleRate) });
+    return { durationMs: reply.duration ?? Math.round((pcm16.length * 1000) / sampleRate) };
+  }
+
+  async stop(): Promise<void> {
+    const { rtpengine, callId, listenerTag, otherTag } = this.options;
+    let failure: unknown;
+    try {
+      // rtpengine 10.5 answers ok when nothing plays.
+      await rtpengine.stopMedia({ 'call-id': callId, 'from-tag': listenerTag });
+    } catch (err) {
+      failure = err;
+    }
+    if (otherTag && this.blocked) {
+      this.blocked = false;
+      await rtpengine.unblockMedia({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
+    }
+    if (failure) throw failure;
+  }
+}
