@@ -269,7 +269,9 @@ class DrachtioInboundLeg implements InboundLeg {
   }
 
   async bye(): Promise<void> {
-    this.dialog?.destroy();
+    // Awaited: with drachtio-server gone the BYE cannot be sent and destroy() rejects, which the
+    // session's clean-up step logs; not awaited, it was an unhandled rejection.
+    await this.dialog?.destroy();
   }
 }
 

@@ -184,10 +184,13 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     // Stored as it happened (partials excepted), and exported over HTTP with the party's label.
     const stored = gateway.store.eventsAfter(callId, 0).map((s) => s.event.seq);
     expect(stored).toEqual(mine.filter((e) => e.kind !== 'partial').map((e) => e.seq));
-    const txt = await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/${encodeURIComponent(callId)}/export?format=txt`);
+    // The history API takes the supervisor token the gateway made at start (none is configured here).
+    const auth = { headers: { authorization: `Bearer ${gateway.generatedToken!}` } };
+    const txt = await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/${encodeURIComponent(callId)}/export?format=txt`, auth);
     expect(txt.status).toBe(200);
     expect(await txt.text()).toMatch(/customer: /);
-    expect((await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/nope/export`)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/nope/export`, auth)).status).toBe(404);
+    expect((await fetch(`http://127.0.0.1:${gateway.http.port}/v1/calls/${encodeURIComponent(callId)}/export?format=txt`)).status).toBe(401);
   }, 60_000);
 
   it('(b) a bridge call to a sipp agent that speaks back: both parties transcribed', async () => {
