@@ -21,9 +21,11 @@ import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import type { CallEvent } from '../../src/call/events.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
+import { TokenAuth } from '../../src/feeds/auth.js';
 import { CallEventHub } from '../../src/feeds/event-hub.js';
 import { GatewayHttpServer } from '../../src/feeds/http.js';
 import { AudioIngest } from '../../src/feeds/ingest/index.js';
+import { SupervisorFeed } from '../../src/feeds/supervisor.js';
 import type { TranscriptEvent } from '../../src/transcripts/events.js';
 import { TranscriptStore } from '../../src/transcripts/store.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
@@ -44,6 +46,11 @@ let storeDir: string;
 let hub: CallEventHub;
 let ingest: AudioIngest;
 let server: GatewayHttpServer;
+let feed: SupervisorFeed;
+const SUPERVISOR_TOKEN = 'integration-supervisor-token-0123456789';
+/** A supervisor watching every call from the start, through the real feed. */
+let supervisor: WebSocket;
+const supervised: Record<string, unknown>[] = [];
 const events: CallEvent[] = [];
 /** The sentence at 8 kHz and at 16 kHz with 300 ms of silence before and 1500 ms after. */
 let speech8k: Int16Array;
@@ -80,14 +87,26 @@ beforeAll(async () => {
     logger: log,
     options: { maxPayloadBytes: MAX_PAYLOAD },
   });
-  server = await GatewayHttpServer.start({ host: '127.0.0.1', port: 0, health: () => ({ status: 'ok' }), logger: log, upgrades: ingest.upgrades });
+  feed = new SupervisorFeed({
+    hub,
+    store,
+    auth: new TokenAuth([{ name: 'ingest-test', token: SUPERVISOR_TOKEN, labels: ['ingest'] }]),
+    config: loadConfig({ env: {} }).supervisor,
+    logger: log,
+  });
+  server = await GatewayHttpServer.start({ host: '127.0.0.1', port: 0, health: () => ({ status: 'ok' }), logger: log, upgrades: { ...ingest.upgrades, '/v1/supervisor': feed.handleUpgrade } });
+  supervisor = new WebSocket(`ws://127.0.0.1:${server.port}/v1/supervisor?token=${SUPERVISOR_TOKEN}`);
+  supervisor.on('message', (data) => supervised.push(JSON.parse(data.toString()) as Record<string, unknown>));
+  await new Promise((resolve, reject) => supervisor.once('open', resolve).once('error', reject));
   const [s8, s16] = await Promise.all([synthesize(SENTENCE, 8000), synthesize(SENTENCE, 16000)]);
   speech8k = padded(s8, 8000, 300, 1500);
   speech16k = padded(s16, 16000, 300, 1500);
 }, 300_000);
 
 afterAll(async () => {
+  supervisor?.terminate();
   await ingest?.close();
+  await feed?.close();
   await server?.close();
   vad?.stop();
   await engine?.close();
@@ -279,6 +298,20 @@ describe('audio ingest with real VAD and whisper.cpp', () => {
     expectWholeCall(callId, 'hangup');
     expect(c.messages).toEqual([]);
   }, 40_000);
+
+  it('every ingested call above reached the supervisor feed: started, each final, ended', async () => {
+    const rules = ['ingest:listen', 'ingest:stt', 'ingest:twilio'];
+    const calls = events.filter((e) => e.kind === 'call.started' && rules.includes(e.rule));
+    expect(calls.map((c) => (c.kind === 'call.started' ? c.rule : '')).sort()).toEqual(rules);
+    for (const started of calls) {
+      const onHub = events.filter((e) => e.callId === started.callId && (e.kind === 'final' || e.kind === 'call.ended'));
+      await until(() => supervised.some((m) => m.callId === started.callId && m.type === 'call.ended'), 10_000, `${started.callId} on the feed`);
+      const onFeed = supervised.filter((m) => m.callId === started.callId);
+      expect(onFeed[0]).toMatchObject({ type: 'call.started', labels: ['ingest', 'test'] });
+      expect(onFeed.filter((m) => m.type === 'transcript.final' || m.type === 'call.ended').map((m) => m.seq)).toEqual(onHub.map((e) => e.seq));
+      expect(onHub.filter((e) => e.kind === 'final').length).toBeGreaterThan(0);
+    }
+  });
 
   it('refuses an upgrade without a valid key with 401 and takes Bearer or Basic', async () => {
     for (const path of ['/v1/listen', '/v1/stt', '/v1/twilio']) {
