@@ -26,10 +26,11 @@ import type { RtpPacket } from '../../src/media/rtp/packet.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import type { DialplanRule } from '../../src/sip/dialplan.js';
-import { parseSiprecOffer } from '../../src/sip/siprec.js';
+import type { SiprecOffer } from '../../src/sip/siprec.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { waitFor } from '../support/net.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
+import { twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { dominantFrequency, rmsDb, sine, toneRatioDb } from '../support/signal.js';
 import { ensureTestWhisper } from '../support/whisper.js';
@@ -187,7 +188,7 @@ const forkRule = (action: 'answer' | 'bridge', fork: Partial<Fork> & { url: stri
 
 async function newCall(
   rule: DialplanRule,
-  options: { dialer?: OutboundDialer; logger?: Logger; caller?: RtpEndpoint; offer?: ReturnType<typeof parseSiprecOffer>; forkOut?: Config['feeds']['fork'] } = {},
+  options: { dialer?: OutboundDialer; logger?: Logger; caller?: RtpEndpoint; offer?: SiprecOffer; forkOut?: Config['feeds']['fork'] } = {},
 ): Promise<{ session: CallSession; leg: FakeInboundLeg; caller: RtpEndpoint; events: CallEvent[] }> {
   const caller = options.caller ?? (await new RtpEndpoint('PCMU').open());
   cleanups.push(() => caller.close());
@@ -547,21 +548,7 @@ describe('audio fork out: every ending path', () => {
     const alice = await new RtpEndpoint('PCMU').open();
     const bob = await new RtpEndpoint('PCMU').open();
     cleanups.push(() => bob.close());
-    const mline = (ep: RtpEndpoint, label: number): string[] => [`m=audio ${ep.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', `a=label:${label}`, 'a=sendonly'];
-    const sdp = ['v=0', 'o=SRC 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...mline(alice, 1), ...mline(bob, 2), ''].join('\r\n');
-    const metadata = `<?xml version="1.0" encoding="UTF-8"?>
-<recording xmlns="urn:ietf:params:xml:ns:recording:1">
-  <datamode>complete</datamode>
-  <session session_id="s1"><sipSessionID>abc</sipSessionID></session>
-  <participant participant_id="p1"><nameID aor="sip:alice@example.com"><name>Alice</name></nameID></participant>
-  <participant participant_id="p2"><nameID aor="sip:bob@example.com"><name>Bob</name></nameID></participant>
-  <stream stream_id="st1" session_id="s1"><label>1</label></stream>
-  <stream stream_id="st2" session_id="s1"><label>2</label></stream>
-  <participantstreamassoc participant_id="p1"><send>st1</send><recv>st2</recv></participantstreamassoc>
-  <participantstreamassoc participant_id="p2"><send>st2</send><recv>st1</recv></participantstreamassoc>
-</recording>`;
-    const body = ['--b1', 'Content-Type: application/sdp', '', sdp, '--b1', 'Content-Type: application/rs-metadata+xml', 'Content-Disposition: recording-session', '', metadata, '--b1--', ''].join('\r\n');
-    const offer = parseSiprecOffer({ contentType: 'multipart/mixed;boundary=b1', body });
+    const offer = twoPartySiprecOffer(alice, bob);
     const rule: DialplanRule = { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: [], fork: { url: c.url, mix: 'stereo', sampleRate: 8000, bidirectional: true } };
     const { session, leg } = await newCall(rule, { caller: alice, offer });
     await session.start();

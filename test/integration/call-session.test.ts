@@ -19,9 +19,10 @@ import { MediaForker } from '../../src/media/fork.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import type { DialplanRule } from '../../src/sip/dialplan.js';
-import { parseSiprecOffer, type SiprecOffer } from '../../src/sip/siprec.js';
+import type { SiprecOffer } from '../../src/sip/siprec.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
+import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
 import { ensureTestWhisper } from '../support/whisper.js';
@@ -230,21 +231,7 @@ describe('CallSession against a real rtpengine', () => {
   it('records a SIPREC session: each stream its own party, named from the metadata', async () => {
     const alice = await new RtpEndpoint('PCMU').open();
     const bob = await new RtpEndpoint('PCMU').open();
-    const mline = (ep: RtpEndpoint, label: number): string[] => [`m=audio ${ep.port} RTP/AVP 0`, 'a=rtpmap:0 PCMU/8000', `a=label:${label}`, 'a=sendonly'];
-    const sdp = ['v=0', 'o=SRC 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', ...mline(alice, 1), ...mline(bob, 2), ''].join('\r\n');
-    const metadata = `<?xml version="1.0" encoding="UTF-8"?>
-<recording xmlns="urn:ietf:params:xml:ns:recording:1">
-  <datamode>complete</datamode>
-  <session session_id="s1"><sipSessionID>abc</sipSessionID></session>
-  <participant participant_id="p1"><nameID aor="sip:alice@example.com"><name>Alice</name></nameID></participant>
-  <participant participant_id="p2"><nameID aor="sip:bob@example.com"><name>Bob</name></nameID></participant>
-  <stream stream_id="st1" session_id="s1"><label>1</label></stream>
-  <stream stream_id="st2" session_id="s1"><label>2</label></stream>
-  <participantstreamassoc participant_id="p1"><send>st1</send><recv>st2</recv></participantstreamassoc>
-  <participantstreamassoc participant_id="p2"><send>st2</send><recv>st1</recv></participantstreamassoc>
-</recording>`;
-    const body = ['--b1', 'Content-Type: application/sdp', '', sdp, '--b1', 'Content-Type: application/rs-metadata+xml', 'Content-Disposition: recording-session', '', metadata, '--b1--', ''].join('\r\n');
-    const siprec = parseSiprecOffer({ contentType: 'multipart/mixed;boundary=b1', body });
+    const siprec = twoPartySiprecOffer(alice, bob);
     const recorder: DialplanRule = { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: ['recording'] };
     const { session, leg, events } = await newCall(recorder, undefined, { caller: alice, offer: siprec });
     await session.start();
@@ -256,10 +243,10 @@ describe('CallSession against a real rtpengine', () => {
     const held = await session.reinvite('caller', siprec.sdp.replaceAll('a=sendonly', 'a=inactive'));
     expect(held.match(/a=inactive/g)).toHaveLength(2);
     // Updated metadata (Bob's line transferred to Carol): the party keeps its name, the update says who sends now.
-    const transferred = parseSiprecOffer(
-      { contentType: 'multipart/mixed;boundary=b1', body: body.replace('<name>Bob</name>', '<name>Carol</name>').replace('sip:bob@', 'sip:carol@') },
-      { previous: session.siprecOffer! },
-    );
+    const transferred = twoPartySiprecOffer(alice, bob, {
+      metadata: TWO_PARTY_METADATA.replace('<name>Bob</name>', '<name>Carol</name>').replace('sip:bob@', 'sip:carol@'),
+      previous: session.siprecOffer!,
+    });
     await session.reinvite('caller', transferred.sdp, transferred);
     await session.remoteBye('caller');
     alice.close();

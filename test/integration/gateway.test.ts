@@ -30,21 +30,25 @@ const isAlive = (pid: number): boolean => {
   }
 };
 
+/** Embedded mode on this test's port ranges, the tiny model and a store file in the test's folder. */
+async function embeddedEnv(storeFile: string): Promise<Record<string, string>> {
+  const whisper = await ensureTestWhisper();
+  return {
+    WHISPERLINE_ASR_MODEL: whisper.tinyModel,
+    WHISPERLINE_RTPENGINE_PORT: String(await freeUdpPort()),
+    WHISPERLINE_RTPENGINE_PORT_MIN: String(ports.rtpengine.min),
+    WHISPERLINE_RTPENGINE_PORT_MAX: String(ports.rtpengine.max),
+    WHISPERLINE_MEDIA_PORT_MIN: String(ports.gateway.min),
+    WHISPERLINE_MEDIA_PORT_MAX: String(ports.gateway.max),
+    WHISPERLINE_LOG_LEVEL: 'silent',
+    WHISPERLINE_HTTP_PORT: '0',
+    WHISPERLINE_STORE_PATH: join(storeDir, storeFile),
+  };
+}
+
 describe('startGateway', () => {
   it('launches rtpengine and the speech path in embedded mode, and stops everything on close', async () => {
-    const whisper = await ensureTestWhisper();
-    const env = {
-      WHISPERLINE_ASR_MODEL: whisper.tinyModel,
-      WHISPERLINE_RTPENGINE_PORT: String(await freeUdpPort()),
-      WHISPERLINE_RTPENGINE_PORT_MIN: String(ports.rtpengine.min),
-      WHISPERLINE_RTPENGINE_PORT_MAX: String(ports.rtpengine.max),
-      WHISPERLINE_MEDIA_PORT_MIN: String(ports.gateway.min),
-      WHISPERLINE_MEDIA_PORT_MAX: String(ports.gateway.max),
-      WHISPERLINE_LOG_LEVEL: 'silent',
-      WHISPERLINE_HTTP_PORT: '0',
-      WHISPERLINE_STORE_PATH: join(storeDir, 'transcripts.db'),
-    };
-    const config = loadConfig({ env });
+    const config = loadConfig({ env: await embeddedEnv('transcripts.db') });
     const gateway = await startGateway(config, createLogger(config.log));
     const pid = gateway.rtpengineDaemon!.pid;
     expect(isAlive(pid)).toBe(true);
@@ -77,20 +81,7 @@ describe('startGateway', () => {
   });
 
   it('publishes an ingested call to supervisors; one that drops mid-call resumes after a gateway restart and misses nothing', async () => {
-    const whisper = await ensureTestWhisper();
-    const env = {
-      WHISPERLINE_ASR_MODEL: whisper.tinyModel,
-      WHISPERLINE_RTPENGINE_PORT: String(await freeUdpPort()),
-      WHISPERLINE_RTPENGINE_PORT_MIN: String(ports.rtpengine.min),
-      WHISPERLINE_RTPENGINE_PORT_MAX: String(ports.rtpengine.max),
-      WHISPERLINE_MEDIA_PORT_MIN: String(ports.gateway.min),
-      WHISPERLINE_MEDIA_PORT_MAX: String(ports.gateway.max),
-      WHISPERLINE_LOG_LEVEL: 'silent',
-      WHISPERLINE_HTTP_PORT: '0',
-      WHISPERLINE_STORE_PATH: join(storeDir, 'restart.db'),
-      WHISPERLINE_TRANSCRIPTS_PARTIALS: 'false',
-    };
-    const config = loadConfig({ env });
+    const config = loadConfig({ env: { ...(await embeddedEnv('restart.db')), WHISPERLINE_TRANSCRIPTS_PARTIALS: 'false' } });
     // Random weights: let every decoded utterance through.
     config.transcripts.noSpeechThreshold = 1;
     config.transcripts.silencePhrases = [];

@@ -7,14 +7,14 @@
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WhisperEngine } from '../../src/asr/engine.js';
-import { FRAME_SAMPLES, type AudioFrame } from '../../src/audio/frame.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { CallPipeline, type PartyInput } from '../../src/pipeline/call-pipeline.js';
+import { CallPipeline } from '../../src/pipeline/call-pipeline.js';
 import { KeywordAlerts } from '../../src/transcripts/alerts.js';
 import type { PipelineEvent, TranscriptEvent } from '../../src/transcripts/events.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { speechFixture, type SpeechFixture } from '../support/speech.js';
+import { feedRealtime, toFrames } from '../support/realtime.js';
 import { ensureTestWhisper } from '../support/whisper.js';
 
 const log = pino({ level: 'silent' });
@@ -47,24 +47,7 @@ afterAll(async () => {
   await vad?.close();
 });
 
-function frames(party: string, samples: Int16Array, untilMs = Infinity): AudioFrame[] {
-  const out: AudioFrame[] = [];
-  for (let i = 0; (i + 1) * FRAME_SAMPLES <= samples.length && i * 20 < untilMs; i++) {
-    out.push({ party, startMs: i * 20, samples: samples.slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) });
-  }
-  return out;
-}
 
-/** Feeds frames in real time (20 ms each) with the VAD loop running, as live calls are. */
-async function feedRealtime(inputs: [PartyInput, AudioFrame[]][]): Promise<void> {
-  const n = Math.max(...inputs.map(([, f]) => f.length));
-  const t0 = Date.now();
-  for (let i = 0; i < n; i++) {
-    for (const [input, f] of inputs) if (f[i]) input.push(f[i]!);
-    const wait = t0 + (i + 1) * 20 - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-}
 
 const transcripts = (events: PipelineEvent[]): TranscriptEvent[] => events.filter((e): e is TranscriptEvent => e.kind === 'partial' || e.kind === 'final');
 
@@ -79,8 +62,8 @@ describe('speech pipeline with real VAD and whisper.cpp', () => {
     vad.start();
     try {
       await feedRealtime([
-        [caller, frames('caller', speech.samples16k)],
-        [callee, frames('callee', new Int16Array(speech.samples16k.length))],
+        [caller, toFrames('caller', speech.samples16k)],
+        [callee, toFrames('callee', new Int16Array(speech.samples16k.length))],
       ]);
       await pipeline.end('hangup');
     } finally {
@@ -132,7 +115,7 @@ describe('speech pipeline with real VAD and whisper.cpp', () => {
     const caller = pipeline.addParty('caller');
     // Hang up in the middle of the second sentence.
     const cut = (speech.sentences[1]!.startMs + speech.sentences[1]!.endMs) / 2;
-    for (const [i, f] of frames('caller', speech.samples16k, cut).entries()) {
+    for (const [i, f] of toFrames('caller', speech.samples16k, cut).entries()) {
       caller.push(f);
       if (i % 25 === 24) await vad.drain();
     }

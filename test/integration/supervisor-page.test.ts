@@ -20,7 +20,6 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WhisperEngine } from '../../src/asr/engine.js';
-import { FRAME_SAMPLES, type AudioFrame } from '../../src/audio/frame.js';
 import type { CallEvent } from '../../src/call/events.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config, SupervisorConfig } from '../../src/config/schema.js';
@@ -29,12 +28,13 @@ import { CallEventHub } from '../../src/feeds/event-hub.js';
 import { historyRoutes } from '../../src/feeds/history.js';
 import { GatewayHttpServer } from '../../src/feeds/http.js';
 import { SupervisorFeed } from '../../src/feeds/supervisor.js';
-import { CallPipeline, type PartyInput } from '../../src/pipeline/call-pipeline.js';
+import { CallPipeline } from '../../src/pipeline/call-pipeline.js';
 import { KeywordAlerts } from '../../src/transcripts/alerts.js';
 import { TranscriptStore } from '../../src/transcripts/store.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { waitFor } from '../support/net.js';
 import { speechFixture, type SpeechFixture } from '../support/speech.js';
+import { feedRealtime, toFrames } from '../support/realtime.js';
 import { ensureTestWhisper } from '../support/whisper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -115,24 +115,7 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-function frames(party: string, samples: Int16Array): AudioFrame[] {
-  const out: AudioFrame[] = [];
-  for (let i = 0; (i + 1) * FRAME_SAMPLES <= samples.length; i++) {
-    out.push({ party, startMs: i * 20, samples: samples.slice(i * FRAME_SAMPLES, (i + 1) * FRAME_SAMPLES) });
-  }
-  return out;
-}
 
-/** Feeds frames in real time (20 ms each) with the VAD loop running, as live calls are. */
-async function feedRealtime(inputs: [PartyInput, AudioFrame[]][]): Promise<void> {
-  const n = Math.max(...inputs.map(([, f]) => f.length));
-  const t0 = Date.now();
-  for (let i = 0; i < n; i++) {
-    for (const [input, f] of inputs) if (f[i]) input.push(f[i]!);
-    const wait = t0 + (i + 1) * 20 - Date.now();
-    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  }
-}
 
 /** Console errors and uncaught exceptions of a page. */
 function watchErrors(page: Page): string[] {
@@ -179,8 +162,8 @@ describe('supervisor page in a browser', () => {
     let page2: Page | undefined;
     try {
       const talking = feedRealtime([
-        [caller, frames('caller', speech.samples16k)],
-        [callee, frames('callee', new Int16Array(speech.samples16k.length))],
+        [caller, toFrames('caller', speech.samples16k)],
+        [callee, toFrames('callee', new Int16Array(speech.samples16k.length))],
       ]);
 
       // The call, its rule, labels and parties with their labels.
