@@ -15,7 +15,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { WhisperEngine } from '../../src/asr/engine.js';
 import { CallSession } from '../../src/call/call-session.js';
 import type { CallEvent } from '../../src/call/events.js';
-import type { InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import type { OutboundDialer } from '../../src/call/signalling.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
@@ -29,6 +29,7 @@ import type { DialplanRule } from '../../src/sip/dialplan.js';
 import type { SiprecOffer } from '../../src/sip/siprec.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { waitFor } from '../support/net.js';
+import { FakeDialer, FakeInboundLeg } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
@@ -133,49 +134,6 @@ async function expectForkSocketsClosed(c: Consumer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // the call: fake SIP legs, synthetic endpoints
 
-class FakeInboundLeg implements InboundLeg {
-  readonly fromTag = 'caller-tag';
-  readonly offer: string;
-  answered: string | undefined;
-  rejected: number | undefined;
-  gate: Promise<void> = Promise.resolve();
-
-  constructor(
-    readonly callId: string,
-    readonly endpoint: RtpEndpoint,
-    offer?: string,
-  ) {
-    this.offer = offer ?? endpoint.sdp();
-  }
-
-  async answer(sdp: string): Promise<void> {
-    await this.gate;
-    this.answered = sdp;
-  }
-  async progress(): Promise<void> {}
-  async reject(status: number): Promise<void> {
-    this.rejected = status;
-  }
-  async bye(): Promise<void> {}
-  async modify(): Promise<string> {
-    return this.endpoint.sdp(3);
-  }
-}
-
-/** The B2BUA's outbound leg: a synthetic callee that answers at once. */
-class FakeDialer implements OutboundDialer {
-  callee: RtpEndpoint | undefined;
-  offer: string | undefined;
-
-  async dial(_target: string, offer: string): Promise<OutboundLeg> {
-    const callee = await new RtpEndpoint('PCMU').open();
-    this.callee = callee;
-    this.offer = offer;
-    cleanups.push(() => callee.close());
-    return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => undefined, modify: async () => callee.sdp(4) };
-  }
-}
-
 type Fork = NonNullable<DialplanRule['fork']>;
 const forkRule = (action: 'answer' | 'bridge', fork: Partial<Fork> & { url: string }): DialplanRule => ({
   name: `fork-${action}`,
@@ -271,7 +229,7 @@ afterAll(() => console.log('audio fork figures:', JSON.stringify(figures)));
 describe('audio fork out: call audio to the consumer', () => {
   it('(a) bridge, stereo 8 kHz: metadata first, then L16 with the caller left (440 Hz) and the callee right (1000 Hz)', async () => {
     const c = await consumer();
-    const dialer = new FakeDialer();
+    const dialer = new FakeDialer((callee) => cleanups.push(() => callee.close()));
     const { session, leg, caller } = await newCall(forkRule('bridge', { url: c.url, mix: 'stereo', sampleRate: 8000 }), { dialer });
     await session.start();
     await Promise.all([caller.send(leg.answered!, tone(440, 2000)), dialer.callee!.send(dialer.offer!, tone(1000, 2000))]);
@@ -317,7 +275,7 @@ describe('audio fork out: call audio to the consumer', () => {
     const c = await consumer();
     const calls = await Promise.all(
       (['mono', 'mixed'] as const).map(async (mix) => {
-        const dialer = new FakeDialer();
+        const dialer = new FakeDialer((callee) => cleanups.push(() => callee.close()));
         const call = await newCall(forkRule('bridge', { url: c.url, mix }), { dialer });
         await call.session.start();
         return { ...call, dialer, mix };
@@ -346,7 +304,7 @@ describe('audio fork out: call audio to the consumer', () => {
 describe('audio fork out: audio from the consumer into the call', () => {
   it('(b) playAudio reaches the caller (far end muted meanwhile), playDone then the mark follow; killAudio stops a long play', async () => {
     const c = await consumer();
-    const dialer = new FakeDialer();
+    const dialer = new FakeDialer((callee) => cleanups.push(() => callee.close()));
     const { session, leg, caller } = await newCall(forkRule('bridge', { url: c.url, mix: 'stereo', sampleRate: 8000 }), { dialer });
     const at = arrivals(caller);
     await session.start();
@@ -526,7 +484,7 @@ describe('audio fork out: every ending path', () => {
     await expectReleased();
 
     // Callee BYE, and gateway shutdown, with the fork up.
-    const dialer = new FakeDialer();
+    const dialer = new FakeDialer((callee) => cleanups.push(() => callee.close()));
     const byeCall = await newCall(forkRule('bridge', { url: c.url }), { dialer });
     const shutCall = await newCall(forkRule('answer', { url: c.url, bidirectional: true }));
     await Promise.all([byeCall.session.start(), shutCall.session.start()]);

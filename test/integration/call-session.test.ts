@@ -10,7 +10,7 @@ import { WhisperEngine } from '../../src/asr/engine.js';
 import { CallRegistry } from '../../src/call/registry.js';
 import { CallSession } from '../../src/call/call-session.js';
 import type { CallEvent } from '../../src/call/events.js';
-import type { InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import type { OutboundDialer } from '../../src/call/signalling.js';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -21,6 +21,7 @@ import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import type { DialplanRule } from '../../src/sip/dialplan.js';
 import type { SiprecOffer } from '../../src/sip/siprec.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
+import { FakeDialer, FakeInboundLeg } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
@@ -67,60 +68,6 @@ afterAll(async () => {
   await rtpe?.stop();
   ports?.release();
 });
-
-/** The caller's SIP leg as the session sees it (a fake: no SIP stack here). */
-class FakeInboundLeg implements InboundLeg {
-  readonly fromTag = 'caller-tag';
-  readonly offer: string;
-  answered: string | undefined;
-  rejected: { status: number; reason?: string } | undefined;
-  byes = 0;
-  gate: Promise<void> = Promise.resolve();
-  failAnswer = false;
-
-  constructor(
-    readonly callId: string,
-    readonly endpoint: RtpEndpoint,
-    offer?: string,
-  ) {
-    this.offer = offer ?? endpoint.sdp();
-  }
-
-  async answer(sdp: string): Promise<void> {
-    await this.gate;
-    if (this.failAnswer) throw new Error('no ACK');
-    this.answered = sdp;
-  }
-
-  async progress(): Promise<void> {}
-
-  async reject(status: number, reason?: string): Promise<void> {
-    this.rejected = { status, ...(reason ? { reason } : {}) };
-  }
-
-  async bye(): Promise<void> {
-    this.byes++;
-  }
-
-  /** A re-INVITE towards the caller: the synthetic phone accepts the offer with its own SDP. */
-  async modify(): Promise<string> {
-    return this.endpoint.sdp(3);
-  }
-}
-
-/** The B2BUA's outbound leg: a synthetic callee that answers at once. */
-class FakeDialer implements OutboundDialer {
-  callee: RtpEndpoint | undefined;
-  offer: string | undefined;
-  byes = 0;
-
-  async dial(_target: string, offer: string): Promise<OutboundLeg> {
-    this.callee = await new RtpEndpoint('PCMU').open();
-    this.offer = offer;
-    const callee = this.callee;
-    return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => void this.byes++, modify: async () => callee.sdp(4) };
-  }
-}
 
 const answerRule: DialplanRule = { name: 'line', match: { kind: 'any' }, action: 'answer', labels: ['test'], parties: { caller: { label: 'customer', transcribe: true } } };
 const bridgeRule: DialplanRule = { name: 'agents', match: { kind: 'any' }, action: 'bridge', target: 'sip:agents@127.0.0.1', labels: [] };

@@ -1,0 +1,67 @@
+/**
+ * Fakes of the SIP legs a CallSession drives, for suites that test calls against the real
+ * rtpengine without drachtio (which is not packaged here). The media is real: each leg's SDP
+ * names a synthetic RTP endpoint.
+ */
+import type { InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import { RtpEndpoint } from './rtp-endpoint.js';
+
+/** The caller's SIP leg as the session sees it (a fake: no SIP stack). */
+export class FakeInboundLeg implements InboundLeg {
+  readonly fromTag = 'caller-tag';
+  readonly offer: string;
+  answered: string | undefined;
+  rejected: { status: number; reason?: string } | undefined;
+  byes = 0;
+  /** The answer waits for this (a slow ACK, to end a call while it is being answered). */
+  gate: Promise<void> = Promise.resolve();
+  /** The answer fails (no ACK). */
+  failAnswer = false;
+
+  constructor(
+    readonly callId: string,
+    readonly endpoint: RtpEndpoint,
+    offer?: string,
+  ) {
+    this.offer = offer ?? endpoint.sdp();
+  }
+
+  async answer(sdp: string): Promise<void> {
+    await this.gate;
+    if (this.failAnswer) throw new Error('no ACK');
+    this.answered = sdp;
+  }
+
+  async progress(): Promise<void> {}
+
+  async reject(status: number, reason?: string): Promise<void> {
+    this.rejected = { status, ...(reason ? { reason } : {}) };
+  }
+
+  async bye(): Promise<void> {
+    this.byes++;
+  }
+
+  /** A re-INVITE towards the caller: the synthetic phone accepts the offer with its own SDP. */
+  async modify(): Promise<string> {
+    return this.endpoint.sdp(3);
+  }
+}
+
+/** The B2BUA's outbound leg: a synthetic callee that answers at once. */
+export class FakeDialer implements OutboundDialer {
+  callee: RtpEndpoint | undefined;
+  offer: string | undefined;
+  byes = 0;
+
+  /** `onCallee` sees each callee endpoint opened (e.g. to close it after the test). */
+  constructor(private readonly onCallee?: (callee: RtpEndpoint) => void) {}
+
+  async dial(_target: string, offer: string): Promise<OutboundLeg> {
+    const callee = await new RtpEndpoint('PCMU').open();
+    this.callee = callee;
+    this.offer = offer;
+    this.onCallee?.(callee);
+    return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => void this.byes++, modify: async () => callee.sdp(4) };
+  }
+}
