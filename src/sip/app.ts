@@ -93,6 +93,24 @@ export class SipApp {
     } catch {
       // Not connected (drachtio-server gone): nothing to disconnect.
     }
+    this.cancelReconnect();
+  }
+
+  /**
+   * drachtio-srf has no way to cancel a reconnect it has scheduled: while drachtio-server is
+   * unreachable its retry timer (backing off to tens of seconds) outlives stop() and keeps the
+   * process alive after a SIGTERM. Its wire protocol object is reached through internals; if
+   * they change, this does nothing and the process merely exits at the next retry.
+   */
+  private cancelReconnect(): void {
+    type Wire = { closing?: boolean; reconnectVars?: { retryTimer?: NodeJS.Timeout | null } };
+    const wp = (this.srf as unknown as { _app?: { client?: { wp?: Wire } } })._app?.client?.wp;
+    if (!wp) return;
+    wp.closing = true;
+    if (wp.reconnectVars?.retryTimer) {
+      clearTimeout(wp.reconnectVars.retryTimer);
+      wp.reconnectVars.retryTimer = null;
+    }
   }
 
   private async onInvite(req: Req, res: Res): Promise<void> {
