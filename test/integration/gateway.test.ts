@@ -74,8 +74,15 @@ describe('startGateway', () => {
     // The speech path answers too: one second of silence through the real whisper-server.
     const result = await gateway.speech.recognizer.recognize({ samples: new Int16Array(16000), language: 'en', task: 'transcribe', priority: 'final' });
     expect(result.language).toBe('en');
+    // No drachtio-server runs here, so drachtio-srf has been retrying; once stopped, no retry may
+    // stay scheduled (it would keep the process alive after SIGTERM). drachtio-srf has no API for
+    // this: the check reads the same internals SipApp.stop() clears.
+    const wire = (gateway.sip as unknown as { srf: { _app?: { client?: { wp?: { reconnectVars: { retryTimer: unknown } } } } } }).srf._app?.client?.wp;
+    expect(wire).toBeDefined();
     await gateway.close();
     await gateway.close();
+    expect(wire!.reconnectVars.retryTimer).toBeNull();
+    expect(gateway.sip.connection).toBe('disconnected');
     expect(isAlive(pid)).toBe(false);
     expect(gateway.receiver.openPorts).toBe(0);
   });
