@@ -12,12 +12,11 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/engine.js';
 import { CallSession } from '../../src/call/call-session.js';
 import type { CallEvent } from '../../src/call/events.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { leToPcm, pcmToLe } from '../../src/feeds/audio-fork.js';
 import type { Logger } from '../../src/log.js';
@@ -34,7 +33,7 @@ import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { dominantFrequency, rmsDb, sine, toneRatioDb } from '../support/signal.js';
-import { ensureTestWhisper } from '../support/whisper.js';
+import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const silent = pino({ level: 'silent' });
 let config: Config;
@@ -47,10 +46,7 @@ let vad: BatchedVad;
 let engine: WhisperEngine;
 
 beforeAll(async () => {
-  const whisper = await ensureTestWhisper();
-  config = loadConfig({ env: {} });
-  config.transcripts.noSpeechThreshold = 1;
-  config.transcripts.silencePhrases = [];
+  config = randomModelConfig();
   config.transcripts.partials = false;
   ports = rtpPortRange();
   rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
@@ -59,7 +55,7 @@ beforeAll(async () => {
   forker = new MediaForker(client, receiver, 'PCMU');
   vad = await BatchedVad.create(config.vad);
   vad.start();
-  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, silent);
+  engine = await startTinyEngine(config, silent);
 }, 300_000);
 
 afterAll(async () => {

@@ -6,14 +6,13 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/engine.js';
 import { CallRegistry } from '../../src/call/registry.js';
 import { CallSession } from '../../src/call/call-session.js';
 import type { CallEvent } from '../../src/call/events.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { MediaForker } from '../../src/media/fork.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
@@ -26,7 +25,7 @@ import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
-import { ensureTestWhisper } from '../support/whisper.js';
+import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const log = pino({ level: 'silent' });
 let config: Config;
@@ -40,10 +39,7 @@ let engine: WhisperEngine;
 let speechPcmu: Uint8Array[];
 
 beforeAll(async () => {
-  const whisper = await ensureTestWhisper();
-  config = loadConfig({ env: {} });
-  config.transcripts.noSpeechThreshold = 1; // random weights: let every decode through
-  config.transcripts.silencePhrases = [];
+  config = randomModelConfig();
   config.transcripts.partials = false;
   ports = rtpPortRange();
   rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
@@ -52,7 +48,7 @@ beforeAll(async () => {
   forker = new MediaForker(client, receiver, 'PCMU');
   vad = await BatchedVad.create(config.vad);
   vad.start();
-  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, log);
+  engine = await startTinyEngine(config, log);
   const speech = await speechFixture({ sentences: ['I would like to check my balance.'], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
   const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
   speechPcmu = [];

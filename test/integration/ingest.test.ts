@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/engine.js';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import type { CallEvent } from '../../src/call/events.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -30,7 +30,7 @@ import type { TranscriptEvent } from '../../src/transcripts/events.js';
 import { TranscriptStore } from '../../src/transcripts/store.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { synthesize } from '../support/speech.js';
-import { ensureTestWhisper } from '../support/whisper.js';
+import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const log = pino({ level: 'silent' });
 const KEY = 'integration-ingest-key-0123456789';
@@ -64,11 +64,7 @@ function padded(samples: Int16Array, rate: number, leadMs: number, tailMs: numbe
 }
 
 beforeAll(async () => {
-  const whisper = await ensureTestWhisper();
-  config = loadConfig({ env: {} });
-  // Random weights give random no-speech probabilities: every decoded utterance must come through.
-  config.transcripts.noSpeechThreshold = 1;
-  config.transcripts.silencePhrases = [];
+  config = randomModelConfig();
   config.transcripts.partialIntervalMs = 400;
   storeDir = mkdtempSync(join(tmpdir(), 'whisperline-ingest-'));
   store = TranscriptStore.open(join(storeDir, 'transcripts.db'));
@@ -76,7 +72,7 @@ beforeAll(async () => {
   hub.on('event', (event) => events.push(event));
   vad = await BatchedVad.create(config.vad);
   vad.start();
-  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, log);
+  engine = await startTinyEngine(config, log);
   ingest = new AudioIngest({
     hub,
     vad,

@@ -6,8 +6,7 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WhisperEngine } from '../../src/asr/engine.js';
-import { loadConfig } from '../../src/config/load.js';
+import type { WhisperEngine } from '../../src/asr/engine.js';
 import type { Config } from '../../src/config/schema.js';
 import { CallPipeline } from '../../src/pipeline/call-pipeline.js';
 import { KeywordAlerts } from '../../src/transcripts/alerts.js';
@@ -15,7 +14,7 @@ import type { PipelineEvent, TranscriptEvent } from '../../src/transcripts/event
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { speechFixture, type SpeechFixture } from '../support/speech.js';
 import { feedRealtime, toFrames } from '../support/realtime.js';
-import { ensureTestWhisper } from '../support/whisper.js';
+import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const log = pino({ level: 'silent' });
 let config: Config;
@@ -24,15 +23,10 @@ let engine: WhisperEngine;
 let speech: SpeechFixture;
 
 beforeAll(async () => {
-  const whisper = await ensureTestWhisper();
-  config = loadConfig({ env: {} });
-  // Random weights give random no-speech probabilities: the filter is tested on its own; here
-  // every decoded utterance must come through.
-  config.transcripts.noSpeechThreshold = 1;
-  config.transcripts.silencePhrases = [];
+  config = randomModelConfig();
   config.transcripts.partialIntervalMs = 400;
   vad = await BatchedVad.create(config.vad);
-  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, log);
+  engine = await startTinyEngine(config, log);
   speech = await speechFixture({
     sentences: ['Hello, I would like to check my account balance please.', 'My card number ends in four two seven.', 'Thank you, that is all for today.'],
     gapsMs: [1200, 1200],

@@ -19,9 +19,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/engine.js';
 import type { CallEvent } from '../../src/call/events.js';
-import { loadConfig } from '../../src/config/load.js';
 import type { Config, SupervisorConfig } from '../../src/config/schema.js';
 import { TokenAuth } from '../../src/feeds/auth.js';
 import { CallEventHub } from '../../src/feeds/event-hub.js';
@@ -35,7 +34,7 @@ import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { waitFor } from '../support/net.js';
 import { speechFixture, type SpeechFixture } from '../support/speech.js';
 import { feedRealtime, toFrames } from '../support/realtime.js';
-import { ensureTestWhisper } from '../support/whisper.js';
+import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
@@ -68,14 +67,11 @@ function requireBrowser(): Browser {
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) return; // each test fails with MISSING_CHROMIUM
-  const whisper = await ensureTestWhisper();
-  config = loadConfig({ env: {} });
-  config.transcripts.noSpeechThreshold = 1;
-  config.transcripts.silencePhrases = [];
+  config = randomModelConfig();
   config.transcripts.partials = true;
   config.transcripts.partialIntervalMs = 400;
   vad = await BatchedVad.create(config.vad);
-  engine = await WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, log);
+  engine = await startTinyEngine(config, log);
   speech = await speechFixture({
     sentences: ['Hello, I would like to check my account balance please.', 'My card number ends in four two seven.', 'Thank you, that is all for today.'],
     gapsMs: [1200, 1200],

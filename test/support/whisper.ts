@@ -12,7 +12,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ensureRandomWhisperModel, GENERATOR_VERSION, TINY_TEST_DIMS, type WhisperModelDims } from '../../src/asr/ggml-model.js';
+import { WhisperEngine } from '../../src/asr/engine.js';
 import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from '../../src/asr/whisper-build.js';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import type { Logger } from '../../src/log.js';
 
 export interface TestWhisper {
   /** whisper-server. */
@@ -48,6 +52,24 @@ export function ensureTestWhisper(): Promise<TestWhisper> {
     return { binary: built.server, cli: built.cli, tinyModel: model.path };
   })();
   return pending;
+}
+
+/**
+ * The embedded defaults with every decoded utterance let through: the tiny model's random weights
+ * give random no-speech probabilities, so the hallucination filters (tested on their own) would
+ * drop finals at random.
+ */
+export function randomModelConfig(): Config {
+  const config = loadConfig({ env: {} });
+  config.transcripts.noSpeechThreshold = 1;
+  config.transcripts.silencePhrases = [];
+  return config;
+}
+
+/** One whisper-server (2 threads) on the tiny random-weight model. */
+export async function startTinyEngine(config: Config, logger: Logger): Promise<WhisperEngine> {
+  const whisper = await ensureTestWhisper();
+  return WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, logger);
 }
 
 /** Reads a 16-bit PCM WAV's samples (the data chunk, wherever it is). */
