@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { downloadModel, listModels, progressLine } from './asr/models.js';
+import { downloadModel, listModels, progressLine } from './asr/whisper/models.js';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';

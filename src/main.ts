@@ -1,28 +1,28 @@
-import { WhisperEngine, type WhisperEngineStats } from './asr/engine.js';
+import { WhisperEngine, type WhisperEngineStats } from './asr/whisper/engine.js';
 import { ModelRouter } from './asr/model-router.js';
-import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/models.js';
+import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/whisper/models.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
-import { ensureWhisperServer } from './asr/whisper-build.js';
+import { ensureWhisperServer } from './asr/whisper/whisper-build.js';
 import type { AsrConfig, Config } from './config/schema.js';
 import { BatchedVad } from './vad/batched-vad.js';
 import { CallSession } from './call/call-session.js';
-import type { CallEvent } from './call/events.js';
+import type { CallEvent } from './transcripts/events.js';
 import { CallRegistry } from './call/registry.js';
 import { WhisperlineError } from './errors.js';
-import { TokenAuth } from './feeds/auth.js';
-import { CallEventHub } from './feeds/event-hub.js';
+import { TokenAuth } from './http/auth.js';
+import { CallEventHub } from './transcripts/event-hub.js';
 import { ForkTotals } from './feeds/audio-fork.js';
-import { AudioIngest } from './feeds/ingest/index.js';
+import { AudioIngest } from './ingest/index.js';
 import { SupervisorFeed } from './feeds/supervisor.js';
-import { historyRoutes } from './feeds/history.js';
-import { GatewayHttpServer } from './feeds/http.js';
+import { historyRoutes } from './http/history.js';
+import { GatewayHttpServer } from './http/server.js';
 import { KeywordAlerts } from './transcripts/alerts.js';
-import { GatewayMetrics } from './feeds/metrics.js';
+import { GatewayMetrics } from './http/metrics.js';
 import { TranscriptStore } from './transcripts/store.js';
 import { SipApp } from './sip/app.js';
 import { DialplanStore } from './sip/dialplan-store.js';
 import type { Logger } from './log.js';
-import { MediaForker } from './media/fork.js';
+import { MediaSubscriber } from './media/subscription.js';
 import { RtpengineClient } from './media/rtpengine/client.js';
 import { startRtpengine, type RtpengineDaemon } from './media/rtpengine/daemon.js';
 import { RtpReceiver } from './media/rtp/receiver.js';
@@ -109,7 +109,7 @@ export interface Gateway {
   /** The rtpengine the gateway launched itself (embedded mode), if any. */
   readonly rtpengineDaemon: RtpengineDaemon | undefined;
   readonly receiver: RtpReceiver;
-  readonly forker: MediaForker;
+  readonly subscriber: MediaSubscriber;
   readonly speech: SpeechRuntime;
   readonly sip: SipApp;
   readonly http: GatewayHttpServer;
@@ -174,7 +174,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     }
     const receiver = new RtpReceiver(config.media);
     cleanups.push(() => receiver.close());
-    const forker = new MediaForker(rtpengine, receiver, config.media.forkCodec);
+    const subscriber = new MediaSubscriber(rtpengine, receiver, config.media.forkCodec);
     const speech = await startSpeech(config, log);
     cleanups.push(() => speech.close());
     const dialplans = await DialplanStore.open(config.sip.dialplans, { noMatchStatus: config.sip.noMatchStatus, logger: log });
@@ -234,7 +234,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
           forkCodec: config.media.forkCodec,
           rtpengine,
           receiver,
-          forker,
+          subscriber,
           vad: speech.vad,
           recognizer: speech.recognizerFor(rule.model),
           vadConfig: config.vad,
@@ -280,7 +280,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       rtpengine,
       rtpengineDaemon: daemon,
       receiver,
-      forker,
+      subscriber,
       speech,
       sip,
       registry,

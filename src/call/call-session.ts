@@ -6,9 +6,9 @@ import type { AudioFrame } from '../audio/frame.js';
 import { PartyAudio } from '../audio/party-audio.js';
 import type { FeedsConfig, TranscriptsConfig, VadConfig } from '../config/schema.js';
 import { AudioForkOut, type AudioForkStats, type ForkTotals } from '../feeds/audio-fork.js';
-import { RtpengineCallPlayer } from '../feeds/call-player.js';
+import { RtpenginePlayer } from '../media/rtpengine/player.js';
 import { callLogger, type Logger } from '../log.js';
-import type { MediaForker, MediaFork } from '../media/fork.js';
+import type { MediaSubscriber, MediaSubscription } from '../media/subscription.js';
 import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
 import type { RtpPartyPort, RtpReceiver } from '../media/rtp/receiver.js';
 import type { RtpengineClient } from '../media/rtpengine/client.js';
@@ -19,7 +19,7 @@ import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
 import type { KeywordAlerts } from '../transcripts/alerts.js';
 import type { DialplanRule } from '../sip/dialplan.js';
 import type { BatchedVad } from '../vad/batched-vad.js';
-import type { CallEndReason, CallEvent, CallParty } from './events.js';
+import type { CallEndReason, CallEvent, CallParty } from '../transcripts/events.js';
 import type { InboundLeg, OutboundDialer, OutboundLeg } from './signalling.js';
 
 export interface CallSessionDeps {
@@ -27,7 +27,7 @@ export interface CallSessionDeps {
   readonly rule: DialplanRule;
   readonly rtpengine: RtpengineClient;
   readonly receiver: RtpReceiver;
-  readonly forker: MediaForker;
+  readonly subscriber: MediaSubscriber;
   readonly vad: BatchedVad;
   readonly recognizer: SpeechRecognizer;
   readonly vadConfig: VadConfig;
@@ -87,7 +87,7 @@ export class CallSession {
   private readonly log: Logger;
   private readonly cleanups: { what: string; run: () => Promise<void> | void }[] = [];
   private pipeline: CallPipeline | undefined;
-  private readonly forks = new Map<string, MediaFork>();
+  private readonly forks = new Map<string, MediaSubscription>();
   private readonly parties = new Map<string, { input: PartyInput; audio: PartyAudio }>();
   /** The rule's audio fork out (jambonz listen format), once the call is answered. */
   private audioFork: AudioForkOut | undefined;
@@ -326,7 +326,7 @@ export class CallSession {
       await old.close();
       this.forks.delete(party);
       try {
-        const fork = await this.deps.forker.fork(
+        const fork = await this.deps.subscriber.subscribe(
           { callId: this.callId, fromTag: party === 'caller' ? this.deps.inbound.fromTag : this.calleeTag, label: party },
           this.mediaSink(party, audio),
         );
@@ -375,12 +375,12 @@ export class CallSession {
     this.openAudioFork(
       [forked('caller'), forked('callee')],
       parties,
-      new RtpengineCallPlayer({
+      new RtpenginePlayer({
         rtpengine: deps.rtpengine,
         callId: this.callId,
         listenerTag: deps.inbound.fromTag,
         // A bridged callee is blocked while fork audio plays to the caller (rtpengine 10.5 then
-        // also pauses the callee's own fork: see RtpengineCallPlayerOptions.otherTag).
+        // also pauses the callee's own fork: see RtpenginePlayerOptions.otherTag).
         ...(deps.rule.action === 'bridge' ? { otherTag: calleeTag } : {}),
         logger: this.log,
       }),
@@ -394,7 +394,7 @@ export class CallSession {
       });
       const audio = new PartyAudio(party.name, (frame) => this.tap(input, frame), { callClock: (arrivalMs) => arrivalMs - this.answeredAtPerf });
       this.parties.set(party.name, { input, audio });
-      const fork = await deps.forker.fork(
+      const fork = await deps.subscriber.subscribe(
         { callId: this.callId, fromTag: party.name === 'caller' ? deps.inbound.fromTag : calleeTag, label: party.name },
         this.mediaSink(party.name, audio),
       );
@@ -414,7 +414,7 @@ export class CallSession {
    * `channels` names the left (caller) and right (callee) parties; `player` plays the consumer's
    * audio to the caller (none for recordings). Connecting is asynchronous: the call never waits.
    */
-  private openAudioFork(channels: readonly [string | undefined, string | undefined], parties: readonly CallParty[], player: RtpengineCallPlayer | undefined): void {
+  private openAudioFork(channels: readonly [string | undefined, string | undefined], parties: readonly CallParty[], player: RtpenginePlayer | undefined): void {
     const { rule, forkOut, inbound } = this.deps;
     if (!rule.fork || !forkOut || this.audioFork || this.closing) return;
     const { url, mix = 'stereo', sampleRate = 16000, bidirectional = false } = rule.fork;

@@ -1,6 +1,6 @@
 import type { Logger } from '../log.js';
 import type { CallSession } from './call-session.js';
-import type { CallEndReason } from './events.js';
+import type { CallEndReason } from '../transcripts/events.js';
 
 export type Admission = { readonly ok: true } | { readonly ok: false; readonly status: 503; readonly reason: string; readonly retryAfterSec: number };
 

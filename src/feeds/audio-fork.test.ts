@@ -8,8 +8,9 @@ import { FRAME_SAMPLES, type AudioFrame } from '../audio/frame.js';
 import { encodeWav } from '../audio/wav.js';
 import type { FeedsConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { AudioForkOut, leToPcm, pcmToLe, resampleClip, type AudioForkOptions, ForkTotals } from './audio-fork.js';
-import type { CallPlayer } from './call-player.js';
+import { leToPcm, pcmToLe, resampleClip } from '../audio/pcm.js';
+import { AudioForkOut, type AudioForkOptions, ForkTotals } from './audio-fork.js';
+import type { CallPlayer } from '../media/rtpengine/player.js';
 
 /** A fork consumer: a real WebSocket server on loopback recording what each connection receives. */
 interface Connection {

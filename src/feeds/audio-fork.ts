@@ -29,11 +29,12 @@
 import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { FRAME_MS, FRAME_SAMPLES, type AudioFrame } from '../audio/frame.js';
+import { leToPcm, pcmToLe, resampleClip } from '../audio/pcm.js';
 import { Resampler } from '../audio/resampler.js';
 import { parseWav } from '../audio/wav.js';
 import type { FeedsConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { CallPlayer } from './call-player.js';
+import type { CallPlayer } from '../media/rtpengine/player.js';
 
 export type ForkMix = 'mono' | 'mixed' | 'stereo';
 
@@ -110,38 +111,6 @@ const MAX_QUEUED_MS = 300_000;
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Bad messages logged at warn per fork; later ones are only counted. */
 const BAD_LOG_LIMIT = 20;
-
-const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-
-/** `samples` as little-endian bytes (a copy). */
-export function pcmToLe(samples: Int16Array): Buffer {
-  if (LITTLE_ENDIAN) return Buffer.from(samples.buffer.slice(samples.byteOffset, samples.byteOffset + samples.byteLength));
-  const out = Buffer.alloc(samples.length * 2);
-  for (let i = 0; i < samples.length; i++) out.writeInt16LE(samples[i]!, i * 2);
-  return out;
-}
-
-/** Little-endian L16 bytes as samples (an odd trailing byte is ignored). */
-export function leToPcm(bytes: Uint8Array): Int16Array {
-  const n = bytes.length >> 1;
-  const out = new Int16Array(n);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, n * 2);
-  for (let i = 0; i < n; i++) out[i] = view.getInt16(i * 2, true);
-  return out;
-}
-
-/** A whole clip resampled, the filter's delay removed and its tail flushed: same duration out. */
-export function resampleClip(pcm: Int16Array, from: number, to: number): Int16Array {
-  if (from === to || pcm.length === 0) return pcm;
-  const r = new Resampler(from, to);
-  const body = r.process(pcm);
-  const tail = r.process(new Int16Array(Math.ceil((r.delaySamples * from) / to) + 32));
-  const all = new Int16Array(body.length + tail.length);
-  all.set(body);
-  all.set(tail, body.length);
-  const want = Math.round((pcm.length * to) / from);
-  return all.slice(r.delaySamples, r.delaySamples + want);
-}
 
 type PlayItem =
   | { readonly kind: 'audio'; readonly pcm: Int16Array; offset: number; readonly done?: (interrupted: boolean) => void }

@@ -2,14 +2,14 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { WebSocket, WebSocketServer, type RawData } from 'ws';
-import type { CallEvent, CallParty } from '../call/events.js';
+import type { CallEvent, CallParty } from '../transcripts/events.js';
 import type { SupervisorConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { StoredEvent, TranscriptStore } from '../transcripts/store.js';
-import { canSee, originAllowed, type Principal, type TokenAuth } from './auth.js';
-import type { CallEventHub } from './event-hub.js';
-import { rejectUpgrade } from './http.js';
-import { toWire } from './wire.js';
+import { canSee, originAllowed, type Principal, type TokenAuth } from '../http/auth.js';
+import type { CallEventHub } from '../transcripts/event-hub.js';
+import { rejectUpgrade } from '../http/server.js';
+import { toWire } from '../transcripts/wire.js';
 
 export interface SupervisorFeedDeps {
   readonly hub: CallEventHub;

@@ -2,7 +2,7 @@ import { type MediaDescription } from 'sdp-transform';
 import type { CodecName } from '../audio/codec.js';
 import { payloadFormat, STATIC_PAYLOAD_TYPES } from './rtp/payload-map.js';
 
-/** SDP answers the gateway makes to rtpengine: for forks (recvonly) and its own call legs. */
+/** SDP answers the gateway makes to rtpengine: for subscriptions (recvonly) and its own call legs. */
 const PASSED = new Set(['telephone-event', 'cn']);
 /** Preference when the offer lists several codecs the gateway decodes: wideband first. */
 const PREFERENCE: CodecName[] = ['opus', 'PCMA', 'PCMU'];
@@ -82,7 +82,7 @@ export function answerSdpStreams(streams: readonly AnsweredStream[], address: st
   return lines.join('\r\n') + '\r\n';
 }
 
-/** A one-stream answer (forks, the gateway's own leg). */
+/** A one-stream answer (subscriptions, the gateway's own leg). */
 export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: MediaDirection): string {
   return answerSdpStreams([{ offer, codecPt, port, direction }], address);
 }

@@ -27,7 +27,7 @@ export interface TranscriptEvent {
   readonly segments?: readonly { readonly text: string; readonly startMs: number; readonly endMs: number }[];
 }
 
-/** An English rendering of a final, from whisper's translate task; emitted right after it. */
+/** A final rendered in another language by a `Translator`; emitted right after its final. */
 export interface TranslationEvent {
   readonly callId: string;
   readonly seq: number;
@@ -36,8 +36,12 @@ export interface TranslationEvent {
   /** `seq` of the final this translates. */
   readonly finalSeq: number;
   readonly text: string;
+  /** The final's language (ISO 639-1). */
   readonly sourceLanguage: string;
-  readonly language: 'en';
+  /** The language of `text` (ISO 639-1): the translation's target. */
+  readonly language: string;
+  /** The translator that produced it (e.g. `whisper`). */
+  readonly provider: string;
   readonly startMs: number;
   readonly endMs: number;
 }
@@ -81,3 +85,108 @@ export class SequenceCounter {
     return this.last;
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Call events: the lifecycle of a call around its transcript
+
+/** Why a call ended. */
+export type CallEndReason =
+  | 'bye-caller'
+  | 'bye-callee'
+  | 'cancel'
+  | 'hangup'
+  | 'shutdown'
+  | 'failed'
+  | 'rejected'
+  | 'disconnect';
+
+export interface CallParty {
+  /** `caller`, `callee`, or a SIPREC participant. */
+  readonly name: string;
+  readonly label?: string;
+}
+
+export interface CallStartedEvent {
+  readonly kind: 'call.started';
+  readonly callId: string;
+  readonly seq: number;
+  readonly rule: string;
+  readonly labels: readonly string[];
+  readonly parties: readonly CallParty[];
+}
+
+/** Media was renegotiated (re-INVITE): hold, resume, codec change. */
+export interface CallUpdatedEvent {
+  readonly kind: 'call.updated';
+  readonly callId: string;
+  readonly seq: number;
+  /** Which side sent the re-INVITE. */
+  readonly by: 'caller' | 'callee';
+  /** True while that side holds the call (its offer was sendonly or inactive). */
+  readonly hold: boolean;
+  /** SIPREC: who sends each recorded party's stream now (updated recording metadata). */
+  readonly participants?: readonly { readonly party: string; readonly name?: string; readonly aor?: string }[];
+}
+
+/**
+ * One party's media counters over the call, as `call.ended` carries them (the RTP receiver's
+ * statistics; the media layer's own type matches this shape).
+ */
+export interface PartyMediaStats {
+  readonly packets: number;
+  readonly bytes: number;
+  /** Packets given up and concealed. */
+  readonly lost: number;
+  /** Packets that came after their place had been concealed. */
+  readonly late: number;
+  readonly duplicate: number;
+  readonly malformed: number;
+  readonly rtcp: number;
+  readonly unknownPayloadType: number;
+  readonly undecodable: number;
+  readonly ssrcChanges: number;
+  readonly dtmfEvents: number;
+  /** RFC 3550 interarrival jitter, ms. */
+  readonly jitterMs: number;
+  /** The codec last seen. */
+  readonly codec: string | undefined;
+}
+
+/** Why a call's set-up or media failed, as the typed error said it (its `code`, never matched on text). */
+export interface CallFailure {
+  readonly code: string;
+  readonly message: string;
+}
+
+export interface CallEndedEvent {
+  readonly kind: 'call.ended';
+  readonly callId: string;
+  readonly seq: number;
+  readonly reason: CallEndReason;
+  /** Time the call was up (answered); 0 for a call that ended during set-up. */
+  readonly durationMs: number;
+  /**
+   * The SIP final status the caller got for a call that was never answered (486 relayed from a
+   * busy callee, 503, 488, 487 for a CANCEL...); absent for answered and non-SIP calls.
+   */
+  readonly sipStatus?: number;
+  /** What failed, for reason `failed` (and set-up endings caused by an error). */
+  readonly error?: CallFailure;
+  readonly parties: Readonly<Record<string, PartyMediaStats>>;
+}
+
+/** A key pressed by a party (RFC 4733 telephone-event, or a platform's DTMF message). */
+export interface CallDtmfEvent {
+  readonly kind: 'dtmf';
+  readonly callId: string;
+  readonly seq: number;
+  readonly party: string;
+  /** '0'-'9', '*', '#', 'A'-'D', or 'flash'. */
+  readonly digit: string;
+  readonly durationMs: number;
+  /** True when the key's end packets never arrived and the event was closed by what followed. */
+  readonly endLost: boolean;
+}
+
+/** Everything a call publishes, in `seq` order: the feeds' single event path. */
+export type CallEvent = CallStartedEvent | CallUpdatedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent;

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from './events.js';
 import { WhisperlineError } from '../errors.js';
 import { exportCall } from './export.js';
 import { TranscriptStore } from './store.js';
@@ -22,7 +22,7 @@ const events: CallEvent[] = [
   { kind: 'partial', callId, seq: 3, party: 'caller', text: 'Ich', startMs: 3_000, endMs: 3_500, language: 'de', confidence: 0.4 },
   final(5, 'callee', 'Sure <one> & two.', 4_000, 5_000),
   final(4, 'caller', 'Ich habe eine\nFrage.', 3_000, 3_661_001),
-  { kind: 'translation', callId, seq: 6, party: 'caller', finalSeq: 4, text: 'I have a question.', sourceLanguage: 'de', language: 'en', startMs: 3_000, endMs: 3_661_001 },
+  { kind: 'translation', callId, seq: 6, party: 'caller', finalSeq: 4, text: 'I have a question.', sourceLanguage: 'de', language: 'en', provider: 'whisper', startMs: 3_000, endMs: 3_661_001 },
   { kind: 'dtmf', callId, seq: 7, party: 'caller', digit: '1', durationMs: 100, endLost: false },
   { kind: 'call.ended', callId, seq: 8, reason: 'bye-callee', durationMs: 3_700_000, parties: {} },
 ];

@@ -1,4 +1,4 @@
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from './events.js';
 import { WhisperlineError } from '../errors.js';
 import type { CallRecord, TranscriptStore } from './store.js';
 

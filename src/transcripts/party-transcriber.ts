@@ -183,6 +183,7 @@ export class PartyTranscriber {
       text,
       sourceLanguage: final.language,
       language: 'en',
+      provider: 'whisper',
       startMs: final.startMs,
       endMs: final.endMs,
     });

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from './events.js';
 import { TranscriptStore } from './store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wl-store-'));
@@ -22,7 +22,7 @@ function syntheticCall(callId = 'call-1'): CallEvent[] {
     { kind: 'partial', callId, seq: 3, party: 'caller', text: 'Ich habe', startMs: 3000, endMs: 4000, language: 'de', confidence: 0.5 },
     final(4, 'caller', ' Ich habe eine Frage zu meiner Rechnung.', 3000, 5600),
     { kind: 'partial', callId, seq: 5, party: 'callee', text: 'Sure', startMs: 6000, endMs: 6500, language: 'en', confidence: 0.5 },
-    { kind: 'translation', callId, seq: 6, party: 'caller', finalSeq: 4, text: 'I have a question about my bill.', sourceLanguage: 'de', language: 'en', startMs: 3000, endMs: 5600 },
+    { kind: 'translation', callId, seq: 6, party: 'caller', finalSeq: 4, text: 'I have a question about my bill.', sourceLanguage: 'de', language: 'en', provider: 'whisper', startMs: 3000, endMs: 5600 },
     { kind: 'dtmf', callId, seq: 7, party: 'caller', digit: '5', durationMs: 120, endLost: false },
     final(8, 'callee', 'Sure, let me look at that.', 6000, 7500),
     { kind: 'ended', callId, seq: 9, reason: 'bye' },

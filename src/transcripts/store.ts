@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { CallEndReason, CallEvent, CallParty } from '../call/events.js';
+import type { CallEndReason, CallEvent, CallParty } from './events.js';
 import { WhisperlineError } from '../errors.js';
 
 /**

@@ -27,11 +27,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { WhisperEngine } from '../../src/asr/engine.js';
-import { BASE_DIMS, ensureRandomWhisperModel } from '../../src/asr/ggml-model.js';
-import { audioContextFor } from '../../src/asr/whisper-server.js';
+import { WhisperEngine } from '../../src/asr/whisper/engine.js';
+import { BASE_DIMS, ensureRandomWhisperModel } from '../support/ggml-model.js';
+import { audioContextFor } from '../../src/asr/whisper/whisper-server.js';
 import { encodeWav } from '../../src/audio/wav.js';
-import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from '../../src/asr/whisper-build.js';
+import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from '../../src/asr/whisper/whisper-build.js';
 import type { AsrConfig } from '../../src/config/schema.js';
 import { modelFileName, speak, TEST_MODEL_DIR } from '../support/whisper.js';
 

@@ -26,11 +26,11 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import type { CallEvent } from '../../src/call/events.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
 import { loadConfig } from '../../src/config/load.js';
-import { TokenAuth } from '../../src/feeds/auth.js';
-import { CallEventHub } from '../../src/feeds/event-hub.js';
-import { GatewayHttpServer } from '../../src/feeds/http.js';
+import { TokenAuth } from '../../src/http/auth.js';
+import { CallEventHub } from '../../src/transcripts/event-hub.js';
+import { GatewayHttpServer } from '../../src/http/server.js';
 import { SupervisorFeed } from '../../src/feeds/supervisor.js';
 import { TranscriptStore } from '../../src/transcripts/store.js';
 

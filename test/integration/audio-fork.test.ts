@@ -12,15 +12,15 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
 import { CallSession } from '../../src/call/call-session.js';
-import type { CallEvent } from '../../src/call/events.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
 import type { Config } from '../../src/config/schema.js';
-import { leToPcm, pcmToLe } from '../../src/feeds/audio-fork.js';
+import { leToPcm, pcmToLe } from '../../src/audio/pcm.js';
 import type { Logger } from '../../src/log.js';
-import { MediaForker } from '../../src/media/fork.js';
+import { MediaSubscriber } from '../../src/media/subscription.js';
 import type { RtpPacket } from '../../src/media/rtp/packet.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
@@ -41,7 +41,7 @@ let rtpe: TestRtpengine;
 let ports: ReturnType<typeof rtpPortRange>;
 let client: RtpengineClient;
 let receiver: RtpReceiver;
-let forker: MediaForker;
+let subscriber: MediaSubscriber;
 let vad: BatchedVad;
 let engine: WhisperEngine;
 
@@ -52,7 +52,7 @@ beforeAll(async () => {
   rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
   client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort });
   receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
-  forker = new MediaForker(client, receiver, 'PCMU');
+  subscriber = new MediaSubscriber(client, receiver, 'PCMU');
   vad = await BatchedVad.create(config.vad);
   vad.start();
   engine = await startTinyEngine(config, silent);
@@ -153,7 +153,7 @@ async function newCall(
     rule,
     rtpengine: client,
     receiver,
-    forker,
+    subscriber,
     vad,
     recognizer: engine,
     vadConfig: config.vad,

@@ -6,15 +6,15 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
 import { CallRegistry } from '../../src/call/registry.js';
 import { CallSession } from '../../src/call/call-session.js';
-import type { CallEvent } from '../../src/call/events.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import type { Config } from '../../src/config/schema.js';
-import { MediaForker } from '../../src/media/fork.js';
+import { MediaSubscriber } from '../../src/media/subscription.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import type { DialplanRule } from '../../src/sip/dialplan.js';
@@ -33,7 +33,7 @@ let rtpe: TestRtpengine;
 let ports: ReturnType<typeof rtpPortRange>;
 let client: RtpengineClient;
 let receiver: RtpReceiver;
-let forker: MediaForker;
+let subscriber: MediaSubscriber;
 let vad: BatchedVad;
 let engine: WhisperEngine;
 let speechPcmu: Uint8Array[];
@@ -45,7 +45,7 @@ beforeAll(async () => {
   rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
   client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort });
   receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
-  forker = new MediaForker(client, receiver, 'PCMU');
+  subscriber = new MediaSubscriber(client, receiver, 'PCMU');
   vad = await BatchedVad.create(config.vad);
   vad.start();
   engine = await startTinyEngine(config, log);
@@ -81,7 +81,7 @@ async function newCall(
     rule,
     rtpengine: client,
     receiver,
-    forker,
+    subscriber,
     vad,
     recognizer: engine,
     vadConfig: config.vad,

@@ -7,7 +7,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway } from '../../src/main.js';
 import { WebSocket } from 'ws';
-import type { CallEvent } from '../../src/call/events.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
 import { freeUdpPort, waitFor } from '../support/net.js';
 import { speechFixture } from '../support/speech.js';
 import { rtpPortRange } from '../support/rtpengine.js';

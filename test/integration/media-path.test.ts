@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeUlaw, encodeAlawBuffer, encodeUlawBuffer } from '../../src/audio/g711.js';
 import { PartyAudio } from '../../src/audio/party-audio.js';
 import type { AudioFrame } from '../../src/audio/frame.js';
-import { MediaForker, type MediaFork } from '../../src/media/fork.js';
+import { MediaSubscriber, type MediaSubscription } from '../../src/media/subscription.js';
 import type { DtmfEvent } from '../../src/media/rtp/dtmf.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
@@ -70,7 +70,7 @@ function capture(party: string, t0: number): PartyCapture {
   return { frames, audio };
 }
 
-function sinkOf(c: PartyCapture, dtmf: DtmfEvent[] = []): Parameters<MediaForker['fork']>[1] {
+function sinkOf(c: PartyCapture, dtmf: DtmfEvent[] = []): Parameters<MediaSubscriber['subscribe']>[1] {
   return {
     audio: (f, ts, payload, lost, arrival) => c.audio.audio(f, ts, payload, lost, arrival),
     comfortNoise: (level) => c.audio.comfortNoise(level),
@@ -124,15 +124,15 @@ function expectContiguous(frames: AudioFrame[]): void {
   expect(steps.filter((s) => s !== 20)).toEqual([]);
 }
 
-async function runTwoPartyCall(codec: EndpointCodec, transcodeTo?: 'PCMU'): Promise<{ forks: MediaFork[]; caller: PartyCapture; callee: PartyCapture }> {
+async function runTwoPartyCall(codec: EndpointCodec, transcodeTo?: 'PCMU'): Promise<{ forks: MediaSubscription[]; caller: PartyCapture; callee: PartyCapture }> {
   const call = await anchor(codec);
   const t0 = performance.now();
   const caller = capture('caller', t0);
   const callee = capture('callee', t0);
-  const forker = new MediaForker(client, receiver, 'PCMU');
+  const subscriber = new MediaSubscriber(client, receiver, 'PCMU');
   const forks = [
-    await forker.fork({ callId: call.callId, fromTag: 'caller-tag', label: 'caller', ...(transcodeTo ? { transcodeTo } : {}) }, sinkOf(caller)),
-    await forker.fork({ callId: call.callId, fromTag: 'callee-tag', label: 'callee', ...(transcodeTo ? { transcodeTo } : {}) }, sinkOf(callee)),
+    await subscriber.subscribe({ callId: call.callId, fromTag: 'caller-tag', label: 'caller', ...(transcodeTo ? { transcodeTo } : {}) }, sinkOf(caller)),
+    await subscriber.subscribe({ callId: call.callId, fromTag: 'callee-tag', label: 'callee', ...(transcodeTo ? { transcodeTo } : {}) }, sinkOf(callee)),
   ];
   await Promise.all([
     call.caller.send(call.callerRemote, tonePayloads(codec, CALLER_HZ, TONE_MS)),
@@ -195,7 +195,7 @@ describe('media path through a real rtpengine', () => {
     const call = await anchor('G722');
     const t0 = performance.now();
     const caller = capture('caller', t0);
-    const fork = await new MediaForker(client, receiver, 'PCMU').fork({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
+    const fork = await new MediaSubscriber(client, receiver, 'PCMU').subscribe({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
     expect([fork.codec, fork.transcoded]).toEqual(['PCMU', true]);
     // Any byte sequence is valid G.722 (ADPCM): rtpengine decodes it and re-encodes the fork as PCMU.
     let seed = 7;
@@ -218,7 +218,7 @@ describe('media path through a real rtpengine', () => {
     const call = await anchor('PCMU');
     const caller = capture('caller', performance.now());
     const digits: DtmfEvent[] = [];
-    const fork = await new MediaForker(client, receiver, 'PCMU').fork({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller, digits));
+    const fork = await new MediaSubscriber(client, receiver, 'PCMU').subscribe({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller, digits));
     // Key '5' held 100 ms: growing durations, then the end packet three times.
     const event = (duration: number, end: boolean): { event: Uint8Array } => ({ event: Uint8Array.of(5, (end ? 0x80 : 0) | 10, duration >> 8, duration & 0xff) });
     const tone = tonePayloads('PCMU', CALLER_HZ, 400);

@@ -6,7 +6,7 @@
  */
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WhisperEngine } from '../../src/asr/engine.js';
+import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
 import type { Config } from '../../src/config/schema.js';
 import { CallPipeline } from '../../src/pipeline/call-pipeline.js';
 import { KeywordAlerts } from '../../src/transcripts/alerts.js';

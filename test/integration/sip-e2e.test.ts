@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
-import type { CallEvent } from '../../src/call/events.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
 import { spawnBoundToParent } from '../../src/child-process.js';
 import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';

@@ -18,7 +18,7 @@ export interface MediaSink {
   /** A new SSRC took over the stream: codec state and timestamps start afresh. */
   streamChange(ssrc: number, arrivalMs: number): void;
   dtmf(event: DtmfEvent): void;
-  /** The party's media ended (fork closed): nothing more will arrive. */
+  /** The party's media ended (subscription closed): nothing more will arrive. */
   end(): void;
 }
 
@@ -35,7 +35,7 @@ export interface PartyRtpStats {
   rtcp: number;
   /** Payload types neither negotiated nor statically assigned. */
   unknownPayloadType: number;
-  /** Negotiated formats the gateway does not decode (should not happen: forks ask for PCMU/Opus). */
+  /** Negotiated formats the gateway does not decode (should not happen: subscriptions ask for PCMU/Opus). */
   undecodable: number;
   ssrcChanges: number;
   dtmfEvents: number;
@@ -48,7 +48,7 @@ export interface PartyRtpStats {
 const DEFAULT_PTIME_MS = 20;
 
 /**
- * The RTP state of one forked party: header checks, SSRC tracking, reordering, payload type
+ * The RTP state of one subscribed party: header checks, SSRC tracking, reordering, payload type
  * lookup, DTMF and statistics. One per receiver socket.
  */
 export class RtpPartyStream {

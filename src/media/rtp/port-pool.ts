@@ -10,7 +10,7 @@ export class PortsExhaustedError extends WhisperlineError {
 /**
  * Hands out even UDP ports (RTP convention: RTCP would take the odd one above) from a configured
  * range, binding each socket before it is handed out so a port in use elsewhere is skipped.
- * Next-fit, so a port just released is not reused at once and stray packets of an ended fork
+ * Next-fit, so a port just released is not reused at once and stray packets of an ended subscription
  * are unlikely to reach a new one.
  */
 export class RtpPortPool {

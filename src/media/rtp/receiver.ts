@@ -27,7 +27,7 @@ export interface RtpPartyPort {
 const EXPIRE_INTERVAL_MS = 20;
 
 /**
- * Owns the RTP sockets of all forked parties: one UDP socket per party from the configured range,
+ * Owns the RTP sockets of all subscribed parties: one UDP socket per party from the configured range,
  * and one timer for all of them that releases packets held behind a gap once a stream stalls.
  */
 export class RtpReceiver {
@@ -85,7 +85,7 @@ export class RtpReceiver {
   /**
    * A socket from the same range that takes a call leg's media and drops it: the gateway's own
    * end of a call it answers (rtpengine needs an answerer; what the caller says reaches the
-   * gateway through the caller's fork). Counts what arrives. `close()` is idempotent.
+   * gateway through the caller's subscription). Counts what arrives. `close()` is idempotent.
    */
   async openSink(): Promise<{ readonly address: string; readonly port: number; readonly packets: () => number; close(): void }> {
     if (this.closed) throw new Error('RtpReceiver is closed');

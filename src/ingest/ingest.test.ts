@@ -6,15 +6,15 @@
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import type { SpeechRecognizer } from '../../asr/recognizer.js';
-import type { AudioFrame } from '../../audio/frame.js';
-import type { CallEvent } from '../../call/events.js';
-import { loadConfig } from '../../config/load.js';
-import type { Config } from '../../config/schema.js';
-import type { TranscriptStore } from '../../transcripts/store.js';
-import type { BatchedVad, VadStream } from '../../vad/batched-vad.js';
-import { CallEventHub } from '../event-hub.js';
-import { GatewayHttpServer } from '../http.js';
+import type { SpeechRecognizer } from '../asr/recognizer.js';
+import type { AudioFrame } from '../audio/frame.js';
+import type { CallEvent } from '../transcripts/events.js';
+import { loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { TranscriptStore } from '../transcripts/store.js';
+import type { BatchedVad, VadStream } from '../vad/batched-vad.js';
+import { CallEventHub } from '../transcripts/event-hub.js';
+import { GatewayHttpServer } from '../http/server.js';
 import { AudioIngest } from './index.js';
 
 const log = pino({ level: 'silent' });

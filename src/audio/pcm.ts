@@ -1,6 +1,43 @@
-import { SAMPLE_RATE, type AudioFrame } from '../../audio/frame.js';
-import { Framer } from '../../audio/framer.js';
-import { Resampler } from '../../audio/resampler.js';
+import { SAMPLE_RATE, type AudioFrame } from './frame.js';
+import { Framer } from './framer.js';
+import { Resampler } from './resampler.js';
+
+/**
+ * PCM helpers: 16-bit little-endian byte order (the wire format of L16 streams), whole-clip
+ * resampling, and raw PCM of any rate turned into the pipeline's 20 ms 16 kHz frames.
+ */
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** `samples` as little-endian bytes (a copy). */
+export function pcmToLe(samples: Int16Array): Buffer {
+  if (LITTLE_ENDIAN) return Buffer.from(samples.buffer.slice(samples.byteOffset, samples.byteOffset + samples.byteLength));
+  const out = Buffer.alloc(samples.length * 2);
+  for (let i = 0; i < samples.length; i++) out.writeInt16LE(samples[i]!, i * 2);
+  return out;
+}
+
+/** Little-endian L16 bytes as samples (an odd trailing byte is ignored). */
+export function leToPcm(bytes: Uint8Array): Int16Array {
+  const n = bytes.length >> 1;
+  const out = new Int16Array(n);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, n * 2);
+  for (let i = 0; i < n; i++) out[i] = view.getInt16(i * 2, true);
+  return out;
+}
+
+/** A whole clip resampled, the filter's delay removed and its tail flushed: same duration out. */
+export function resampleClip(pcm: Int16Array, from: number, to: number): Int16Array {
+  if (from === to || pcm.length === 0) return pcm;
+  const r = new Resampler(from, to);
+  const body = r.process(pcm);
+  const tail = r.process(new Int16Array(Math.ceil((r.delaySamples * from) / to) + 32));
+  const all = new Int16Array(body.length + tail.length);
+  all.set(body);
+  all.set(tail, body.length);
+  const want = Math.round((pcm.length * to) / from);
+  return all.slice(r.delaySamples, r.delaySamples + want);
+}
 
 /**
  * Raw little-endian signed 16-bit PCM arriving in messages of any length: interleaved channels

@@ -2,12 +2,12 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { sine } from '../../test/support/signal.js';
-import { ensureTestWhisper, speak, type TestWhisper } from '../../test/support/whisper.js';
-import { WhisperlineError } from '../errors.js';
-import { WHISPER_LANGUAGES } from './languages.js';
-import type { RecognitionResult } from './recognizer.js';
-import { encodeWav } from '../audio/wav.js';
+import { sine } from '../../../test/support/signal.js';
+import { ensureTestWhisper, speak, type TestWhisper } from '../../../test/support/whisper.js';
+import { WhisperlineError } from '../../errors.js';
+import { WHISPER_LANGUAGES } from '../languages.js';
+import type { RecognitionResult } from '../recognizer.js';
+import { encodeWav } from '../../audio/wav.js';
 import { audioContextFor, LocalWhisperServer, mapVerboseJson, RemoteWhisperServer, WhisperHttpClient, WhisperServerDown, type Transcription } from './whisper-server.js';
 
 const CODES = new Set(Object.values(WHISPER_LANGUAGES));

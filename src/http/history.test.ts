@@ -5,11 +5,11 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from '../transcripts/events.js';
 import { TranscriptStore } from '../transcripts/store.js';
 import { TokenAuth } from './auth.js';
 import { historyRoutes } from './history.js';
-import { GatewayHttpServer } from './http.js';
+import { GatewayHttpServer } from './server.js';
 
 const T0 = Date.UTC(2026, 2, 1, 12, 0, 0);
 const ALL = 'all-calls-token-0123456789';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseWav } from '../audio/wav.js';
-import { MAX_BLOB_BYTES, RtpengineCallPlayer, type PlayerControl } from './call-player.js';
+import { parseWav } from '../../audio/wav.js';
+import { MAX_BLOB_BYTES, RtpenginePlayer, type PlayerControl } from './player.js';
 
 /** A recording fake of the rtpengine commands the player sends. */
 class FakeRtpengine implements PlayerControl {
@@ -29,10 +29,10 @@ class FakeRtpengine implements PlayerControl {
   };
 }
 
-describe('RtpengineCallPlayer', () => {
+describe('RtpenginePlayer', () => {
   it('plays each chunk as a WAV blob to the listener, with whole packets per chunk inside the blob limit', async () => {
     const rtpengine = new FakeRtpengine();
-    const player = new RtpengineCallPlayer({ rtpengine, callId: 'c1', listenerTag: 'caller-tag' });
+    const player = new RtpenginePlayer({ rtpengine, callId: 'c1', listenerTag: 'caller-tag' });
     expect(player.sampleRate).toBe(8000);
     expect(player.maxChunkSamples % 160).toBe(0);
     expect(player.maxChunkSamples * 2 + 44).toBeLessThanOrEqual(MAX_BLOB_BYTES);
@@ -50,7 +50,7 @@ describe('RtpengineCallPlayer', () => {
 
   it('blocks the other party before the first chunk and unblocks it on stop, even when stop media fails', async () => {
     const rtpengine = new FakeRtpengine();
-    const player = new RtpengineCallPlayer({ rtpengine, callId: 'c1', listenerTag: 'A', otherTag: 'B' });
+    const player = new RtpenginePlayer({ rtpengine, callId: 'c1', listenerTag: 'A', otherTag: 'B' });
     await player.play(new Int16Array(160), 8000);
     await player.play(new Int16Array(160), 8000);
     rtpengine.failStop = true;

@@ -1,6 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
-import type { CallEndReason } from '../../call/events.js';
-import type { Logger } from '../../log.js';
+import type { CallEndReason } from '../transcripts/events.js';
+import type { Logger } from '../log.js';
 import { IngestCall, type IngestCallOptions } from './call.js';
 import { closeReason, CloseCode, ProtocolError, type AudioIngestDeps, type AudioIngestOptions, type IngestPlatform } from './common.js';
 

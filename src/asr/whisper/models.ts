@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { WhisperlineError } from '../errors.js';
+import { WhisperlineError } from '../../errors.js';
 
 /**
  * whisper.cpp ggml models: the catalogue (sizes and SHA-1 from whisper.cpp's models/README.md),

@@ -12,8 +12,8 @@ import { createRequire } from 'node:module';
 import { availableParallelism, cpus, homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { WhisperlineError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { WhisperlineError } from '../../errors.js';
+import type { Logger } from '../../log.js';
 
 export const DEFAULT_BUILD_DIR = join(homedir(), '.cache', 'whisperline', 'whisper.cpp');
 

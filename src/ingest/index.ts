@@ -13,7 +13,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { rejectUpgrade, type UpgradeHandler } from '../http.js';
+import { rejectUpgrade, type UpgradeHandler } from '../http/server.js';
 import { authorized, DEFAULT_OPTIONS, type AudioIngestDeps, type AudioIngestOptions, type IngestPlatform } from './common.js';
 import type { IngestConnection } from './connection.js';
 import { LISTEN_SUBPROTOCOLS, ListenConnection } from './listen.js';

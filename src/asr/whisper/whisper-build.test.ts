@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ensureTestWhisper } from '../../test/support/whisper.js';
+import { ensureTestWhisper } from '../../../test/support/whisper.js';
 import {
   bundledWhisperSource,
   configuredSourceDir,

@@ -9,7 +9,7 @@
  * The server sends `{type:"transcription", data:{...}}` for each final.
  */
 import type { WebSocket } from 'ws';
-import type { TranscriptEvent } from '../../transcripts/events.js';
+import type { TranscriptEvent } from '../transcripts/events.js';
 import type { IngestCall } from './call.js';
 import {
   CloseCode,
@@ -21,7 +21,7 @@ import {
   whisperLanguage,
 } from './common.js';
 import { IngestConnection, type ConnectionHost } from './connection.js';
-import { PcmReader } from './pcm.js';
+import { PcmReader } from '../audio/pcm.js';
 
 /** Subprotocols of jambonz and mod_audio_fork. */
 export const LISTEN_SUBPROTOCOLS: readonly string[] = ['audio.jambonz.org', 'audio.drachtio.org'];

@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from './events.js';
 import type { Logger } from '../log.js';
-import type { TranscriptStore } from '../transcripts/store.js';
+import type { TranscriptStore } from './store.js';
 
 export interface CallEventHubDeps {
   readonly store: TranscriptStore;

@@ -1,4 +1,4 @@
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from './events.js';
 
 /** Event type names on the supervisor feed and in the history API. */
 export type WireEventType =

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { AudioFrame } from '../../audio/frame.js';
+import type { AudioFrame } from './frame.js';
 import { PartyFeed, PcmReader } from './pcm.js';
 
 function s16le(samples: readonly number[]): Buffer {

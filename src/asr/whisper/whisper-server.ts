@@ -18,12 +18,12 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { encodeWav } from '../audio/wav.js';
-import { spawnBoundToParent } from '../child-process.js';
-import { WhisperlineError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { languageCode } from './languages.js';
-import type { RecognitionTask, RecognizedSegment, RecognizedWord } from './recognizer.js';
+import { encodeWav } from '../../audio/wav.js';
+import { spawnBoundToParent } from '../../child-process.js';
+import { WhisperlineError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import { languageCode } from '../languages.js';
+import type { RecognitionTask, RecognizedSegment, RecognizedWord } from '../recognizer.js';
 
 export const SAMPLE_RATE = 16_000;
 

@@ -1,10 +1,10 @@
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTestWhisper, speak, type TestWhisper } from '../../test/support/whisper.js';
-import type { AsrConfig } from '../config/schema.js';
-import { WhisperlineError } from '../errors.js';
+import { ensureTestWhisper, speak, type TestWhisper } from '../../../test/support/whisper.js';
+import type { AsrConfig } from '../../config/schema.js';
+import { WhisperlineError } from '../../errors.js';
 import { WhisperEngine } from './engine.js';
-import type { RecognitionPriority, RecognitionRequest, RecognitionResult } from './recognizer.js';
+import type { RecognitionPriority, RecognitionRequest, RecognitionResult } from '../recognizer.js';
 import { LocalWhisperServer, WhisperServerDown, type WhisperBackend } from './whisper-server.js';
 
 const logger = pino({ level: 'silent' });

@@ -1,9 +1,9 @@
-import type { CallEndReason, CallEvent } from '../../call/events.js';
-import { callLogger, type Logger } from '../../log.js';
-import { CallPipeline, type PartyInput } from '../../pipeline/call-pipeline.js';
-import type { TranscriptEvent } from '../../transcripts/events.js';
+import type { CallEndReason, CallEvent } from '../transcripts/events.js';
+import { callLogger, type Logger } from '../log.js';
+import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
+import type { TranscriptEvent } from '../transcripts/events.js';
 import { ingestCallId, type AudioIngestDeps, type IngestPlatform } from './common.js';
-import { PartyFeed } from './pcm.js';
+import { PartyFeed } from '../audio/pcm.js';
 
 export interface IngestPartySpec {
   /** `caller`, `callee`. */

@@ -1,13 +1,13 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { SpeechRecognizer } from '../../asr/recognizer.js';
-import { languageCode } from '../../asr/languages.js';
-import type { FeedsConfig, TranscriptsConfig, VadConfig } from '../../config/schema.js';
-import type { Logger } from '../../log.js';
-import type { KeywordAlerts } from '../../transcripts/alerts.js';
-import type { BatchedVad } from '../../vad/batched-vad.js';
-import { credentialOf } from '../auth.js';
-import type { CallEventHub } from '../event-hub.js';
+import type { SpeechRecognizer } from '../asr/recognizer.js';
+import { languageCode } from '../asr/languages.js';
+import type { FeedsConfig, TranscriptsConfig, VadConfig } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { KeywordAlerts } from '../transcripts/alerts.js';
+import type { BatchedVad } from '../vad/batched-vad.js';
+import { credentialOf } from '../http/auth.js';
+import type { CallEventHub } from '../transcripts/event-hub.js';
 
 /** The three ingest protocols; also the middle part of their calls' ids. */
 export type IngestPlatform = 'listen' | 'stt' | 'twilio';

@@ -7,7 +7,7 @@
  * closes the socket (1000) after `stop` once the last final is sent.
  */
 import type { WebSocket } from 'ws';
-import type { TranscriptEvent } from '../../transcripts/events.js';
+import type { TranscriptEvent } from '../transcripts/events.js';
 import type { IngestCall } from './call.js';
 import {
   CloseCode,
@@ -20,7 +20,7 @@ import {
   whisperLanguage,
 } from './common.js';
 import { IngestConnection, type ConnectionHost } from './connection.js';
-import { PcmReader } from './pcm.js';
+import { PcmReader } from '../audio/pcm.js';
 
 export interface SttStart {
   /** As the client asked (`en-US`), echoed in every transcription. */

@@ -3,7 +3,7 @@
  * cache (default `~/.cache/whisperline/whisper.cpp`), e.g. from CI set-up, and prints its path.
  */
 import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from './whisper-build.js';
-import { WhisperlineError } from '../errors.js';
+import { WhisperlineError } from '../../errors.js';
 
 async function main(argv: string[]): Promise<number> {
   const cuda = argv.includes('--cuda');

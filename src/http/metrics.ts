@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { CallEvent } from '../call/events.js';
+import type { CallEvent } from '../transcripts/events.js';
 
 /** What the metrics read from the running gateway at scrape time. */
 export interface MetricSources {

@@ -5,8 +5,8 @@ import type { Logger } from '../log.js';
 import { EXPORT_FORMATS, exportCall, type ExportFormat } from '../transcripts/export.js';
 import type { CallRecord, TranscriptStore } from '../transcripts/store.js';
 import { canSee, originAllowed, type Principal, type TokenAuth } from './auth.js';
-import { sendJson, type HttpRoute } from './http.js';
-import { toWire, type WireEvent } from './wire.js';
+import { sendJson, type HttpRoute } from './server.js';
+import { toWire, type WireEvent } from '../transcripts/wire.js';
 
 export interface HistoryRoutesDeps {
   readonly store: TranscriptStore;

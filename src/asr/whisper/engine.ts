@@ -16,10 +16,10 @@
  */
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { AsrConfig } from '../config/schema.js';
-import { WhisperlineError } from '../errors.js';
-import type { Logger } from '../log.js';
-import type { RecognitionRequest, RecognitionResult, RecognizerCapabilities, SpeechRecognizer } from './recognizer.js';
+import type { AsrConfig } from '../../config/schema.js';
+import { WhisperlineError } from '../../errors.js';
+import type { Logger } from '../../log.js';
+import type { RecognitionRequest, RecognitionResult, RecognizerCapabilities, SpeechRecognizer } from '../recognizer.js';
 import { ensureWhisperServer } from './whisper-build.js';
 import { audioContextFor, LocalWhisperServer, RemoteWhisperServer, WhisperServerDown, type WhisperBackend } from './whisper-server.js';
 

@@ -6,7 +6,7 @@
  * Whisper language. Twilio takes no transcription replies: the server only sends error messages.
  */
 import type { WebSocket } from 'ws';
-import { decodeUlaw } from '../../audio/g711.js';
+import { decodeUlaw } from '../audio/g711.js';
 import type { IngestCall } from './call.js';
 import {
   CloseCode,

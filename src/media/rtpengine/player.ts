@@ -5,9 +5,9 @@
  * now) and resolves once it has started, with its length; the fork starts the next chunk when
  * that time has elapsed, and calls `stop` when its queue runs dry or the consumer kills playback.
  */
-import type { Logger } from '../log.js';
-import type { RtpengineClient } from '../media/rtpengine/client.js';
-import { encodeWav } from '../audio/wav.js';
+import type { Logger } from '../../log.js';
+import type { RtpengineClient } from './client.js';
+import { encodeWav } from '../../audio/wav.js';
 
 export interface CallPlayer {
   /** The rate the player wants its audio at; the fork resamples to it. */
@@ -23,7 +23,7 @@ export interface CallPlayer {
 /** The rtpengine commands the player uses. */
 export type PlayerControl = Pick<RtpengineClient, 'playMedia' | 'stopMedia' | 'blockMedia' | 'unblockMedia'>;
 
-export interface RtpengineCallPlayerOptions {
+export interface RtpenginePlayerOptions {
   readonly rtpengine: PlayerControl;
   /** rtpengine call-id (the SIP Call-ID). */
   readonly callId: string;
@@ -52,12 +52,12 @@ const WAV_HEADER_BYTES = 44;
  * Plays audio into one party's leg with rtpengine `play media`, each chunk sent as a 16-bit PCM
  * WAV blob that rtpengine decodes and encodes to the leg's codec.
  */
-export class RtpengineCallPlayer implements CallPlayer {
+export class RtpenginePlayer implements CallPlayer {
   readonly sampleRate: number;
   readonly maxChunkSamples: number;
   private blocked = false;
 
-  constructor(private readonly options: RtpengineCallPlayerOptions) {
+  constructor(private readonly options: RtpenginePlayerOptions) {
     this.sampleRate = options.sampleRate ?? 8000;
     // Whole 20 ms packets, so a chunk's end falls on a packet boundary.
     const packet = this.sampleRate / 50;

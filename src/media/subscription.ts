@@ -6,7 +6,7 @@ import { payloadMapFromSdp, SdpError } from './rtp/payload-map.js';
 import { answerSdp, chooseCodec, offeredPayloadTypes } from './sdp.js';
 import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
 
-/** The part of the rtpengine client a fork needs (ng key names as rtpengine spells them). */
+/** The part of the rtpengine client a subscription needs (ng key names as rtpengine spells them). */
 export interface SubscriptionControl {
   subscribeRequest(req: {
     'call-id': string;
@@ -18,7 +18,7 @@ export interface SubscriptionControl {
   unsubscribe(req: { 'call-id': string; 'to-tag': string }): Promise<unknown>;
 }
 
-export interface ForkRequest {
+export interface SubscriptionRequest {
   readonly callId: string;
   /** The rtpengine tag of the party whose audio is wanted (its SIP From- or To-tag). */
   readonly fromTag: string;
@@ -28,7 +28,7 @@ export interface ForkRequest {
   readonly transcodeTo?: 'PCMU' | 'opus';
 }
 
-export interface MediaFork {
+export interface MediaSubscription {
   readonly toTag: string;
   readonly port: RtpPartyPort;
   /** The codec the copy arrives in. */
@@ -42,28 +42,29 @@ export interface MediaFork {
 
 
 /**
- * Forks one party's media out of rtpengine to a gateway socket: `subscribe request` for that
- * party, a recvonly answer naming the gateway's port, then `subscribe answer`. Codecs the gateway
- * cannot decode are asked for again as `forkCodec` (`codec.transcode`), never dropped.
+ * Subscribes the gateway to one party's media in rtpengine (a copy of that party's RTP to a
+ * gateway socket): `subscribe request` for that party, a recvonly answer naming the gateway's
+ * port, then `subscribe answer`. Codecs the gateway cannot decode are asked for again as
+ * `transcodeTo` (`codec.transcode`), never dropped.
  */
-export class MediaForker {
+export class MediaSubscriber {
   constructor(
     private readonly rtpengine: SubscriptionControl,
     private readonly receiver: RtpReceiver,
-    private readonly forkCodec: 'PCMU' | 'opus',
+    private readonly transcodeTo: 'PCMU' | 'opus',
   ) {}
 
-  async fork(req: ForkRequest, sink: MediaSink): Promise<MediaFork> {
+  async subscribe(req: SubscriptionRequest, sink: MediaSink): Promise<MediaSubscription> {
     const port = await this.receiver.openParty(new Map(), sink);
     try {
-      return await this.subscribe(req, port);
+      return await this.negotiate(req, port);
     } catch (err) {
       port.close();
       throw err;
     }
   }
 
-  private async subscribe(req: ForkRequest, port: RtpPartyPort): Promise<MediaFork> {
+  private async negotiate(req: SubscriptionRequest, port: RtpPartyPort): Promise<MediaSubscription> {
     let transcodeTo = req.transcodeTo;
     let toTag = newTag(req.label);
     let offer = await this.request(req, toTag, transcodeTo);
@@ -71,7 +72,7 @@ export class MediaForker {
     if (!chosen && !transcodeTo) {
       // The call's codec is not one we decode: drop this subscription and ask for a transcoded one.
       await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag });
-      transcodeTo = this.forkCodec;
+      transcodeTo = this.transcodeTo;
       toTag = newTag(req.label);
       offer = await this.request(req, toTag, transcodeTo);
       chosen = chooseCodec(offer, transcodeTo);
@@ -115,7 +116,7 @@ export class MediaForker {
     };
   }
 
-  private async request(req: ForkRequest, toTag: string, transcodeTo: string | undefined): Promise<MediaDescription> {
+  private async request(req: SubscriptionRequest, toTag: string, transcodeTo: string | undefined): Promise<MediaDescription> {
     const reply = await this.rtpengine.subscribeRequest({
       'call-id': req.callId,
       'from-tag': req.fromTag,

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import type { TranscriptEvent } from '../../transcripts/events.js';
+import type { TranscriptEvent } from '../transcripts/events.js';
 import { authorized, closeReason, CloseCode, ingestCallId, parseJsonObject, ProtocolError, whisperLanguage } from './common.js';
 import { listenTranscription, parseListenMetadata } from './listen.js';
 import { parseSttMessage, sttTranscription } from './stt.js';

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { MediaForker, type SubscriptionControl } from './fork.js';
+import { MediaSubscriber, type SubscriptionControl } from './subscription.js';
 import type { MediaSink } from './rtp/party-stream.js';
 import { RtpReceiver } from './rtp/receiver.js';
 
@@ -42,11 +42,11 @@ const receiver = (): RtpReceiver => {
 };
 afterEach(() => receivers.splice(0).forEach((r) => r.close()));
 
-describe('MediaForker', () => {
+describe('MediaSubscriber', () => {
   it('answers recvonly with the offered codec, rtpengine payload numbers and the gateway socket', async () => {
     const rtpe = new FakeSubscriptions(() => ['m=audio 40000 RTP/AVP 96 97', 'a=rtpmap:96 opus/48000/2', 'a=fmtp:96 useinbandfec=1', 'a=rtpmap:97 telephone-event/48000']);
     const r = receiver();
-    const fork = await new MediaForker(rtpe, r, 'PCMU').fork({ callId: 'c1', fromTag: 'caller', label: 'caller' }, sink);
+    const fork = await new MediaSubscriber(rtpe, r, 'PCMU').subscribe({ callId: 'c1', fromTag: 'caller', label: 'caller' }, sink);
     expect(fork.codec).toBe('opus');
     expect(fork.transcoded).toBe(false);
     const answer = rtpe.answers[0]!;
@@ -66,7 +66,7 @@ describe('MediaForker', () => {
     const rtpe = new FakeSubscriptions((transcode) =>
       transcode ? ['m=audio 40002 RTP/AVP 0 9 101', 'a=rtpmap:101 telephone-event/8000'] : ['m=audio 40002 RTP/AVP 9 101', 'a=rtpmap:101 telephone-event/8000'],
     );
-    const fork = await new MediaForker(rtpe, receiver(), 'PCMU').fork({ callId: 'c1', fromTag: 'callee', label: 'callee' }, sink);
+    const fork = await new MediaSubscriber(rtpe, receiver(), 'PCMU').subscribe({ callId: 'c1', fromTag: 'callee', label: 'callee' }, sink);
     expect(rtpe.log).toEqual(['request callee -', 'unsubscribe', 'request callee PCMU', 'answer allow transcoding']);
     expect(fork.codec).toBe('PCMU');
     expect(fork.transcoded).toBe(true);
@@ -76,7 +76,7 @@ describe('MediaForker', () => {
 
   it('transcodes on request even when the codec is decodable', async () => {
     const rtpe = new FakeSubscriptions((t) => (t ? ['m=audio 40004 RTP/AVP 96 0', 'a=rtpmap:96 opus/48000/2'] : ['m=audio 40004 RTP/AVP 96', 'a=rtpmap:96 opus/48000/2']));
-    const fork = await new MediaForker(rtpe, receiver(), 'PCMU').fork({ callId: 'c1', fromTag: 'a', label: 'caller', transcodeTo: 'PCMU' }, sink);
+    const fork = await new MediaSubscriber(rtpe, receiver(), 'PCMU').subscribe({ callId: 'c1', fromTag: 'a', label: 'caller', transcodeTo: 'PCMU' }, sink);
     expect(fork.codec).toBe('PCMU');
     expect(rtpe.answers[0]!.sdp).toMatch(/RTP\/AVP 0\r\n/);
     await fork.close();
@@ -86,7 +86,7 @@ describe('MediaForker', () => {
     const rtpe = new FakeSubscriptions(() => ['m=audio 40006 RTP/AVP 0']);
     rtpe.failAnswer = true;
     const r = receiver();
-    await expect(new MediaForker(rtpe, r, 'PCMU').fork({ callId: 'c1', fromTag: 'a', label: 'caller' }, sink)).rejects.toThrow(/subscription answer/);
+    await expect(new MediaSubscriber(rtpe, r, 'PCMU').subscribe({ callId: 'c1', fromTag: 'a', label: 'caller' }, sink)).rejects.toThrow(/subscription answer/);
     expect(rtpe.log).toEqual(['request a -', 'answer -', 'unsubscribe']);
     expect(r.openPorts).toBe(0);
   });
@@ -94,7 +94,7 @@ describe('MediaForker', () => {
   it('fails clearly when even the transcoded offer has nothing decodable', async () => {
     const rtpe = new FakeSubscriptions(() => ['m=audio 40008 RTP/AVP 18']);
     const r = receiver();
-    await expect(new MediaForker(rtpe, r, 'PCMU').fork({ callId: 'c1', fromTag: 'a', label: 'caller' }, sink)).rejects.toMatchObject({ code: 'SDP_INVALID' });
+    await expect(new MediaSubscriber(rtpe, r, 'PCMU').subscribe({ callId: 'c1', fromTag: 'a', label: 'caller' }, sink)).rejects.toMatchObject({ code: 'SDP_INVALID' });
     expect(r.openPorts).toBe(0);
   });
 });
