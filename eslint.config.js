@@ -1,5 +1,6 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import layers from './eslint/layers.js';
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'test/artifacts/**'] },
@@ -11,6 +12,12 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': ['error', { allow: ['error'] }],
     },
+  },
+  {
+    // Dependencies between src/ folders point one way (the table in eslint/layers.js).
+    files: ['src/**/*.ts'],
+    plugins: { whisperline: layers },
+    rules: { 'whisperline/layers': ['error', { srcDir: 'src' }] },
   },
   {
     files: ['test/**/*.ts', 'src/cli.ts'],

@@ -10,7 +10,8 @@ import { startGateway, startSpeech } from './main.js';
 import { transcribeFile } from './pipeline/transcribe-file.js';
 import { DialplanError } from './sip/dialplan.js';
 import { loadDialplans } from './sip/dialplan-store.js';
-import type { PipelineEvent } from './transcripts/events.js';
+import type { CallEvent } from './transcripts/events.js';
+import { SpeechRuntime } from './pipeline/speech-runtime.js';
 import { EXPORT_FORMATS, exportCall, type ExportFormat } from './transcripts/export.js';
 import { TranscriptStore } from './transcripts/store.js';
 
@@ -131,21 +132,22 @@ async function main(argv: string[]): Promise<number> {
       const config = configOrReport(values.config);
       if (typeof config === 'number') return config;
       const log = createLogger({ ...config.log, level: config.log.level === 'info' ? 'warn' : config.log.level });
-      const speech = await startSpeech(config, log, { realtime: false });
+      const engines = await startSpeech(config, log, { realtime: false });
+      const print = (e: CallEvent): void => {
+        const line = values.json ? JSON.stringify(e) : formatEvent(e);
+        if (line !== undefined) console.log(line);
+      };
+      const speech = new SpeechRuntime({ vad: engines.vad, recognizerFor: (model) => engines.recognizerFor(model), vadConfig: config.vad, transcripts: config.transcripts, publish: print });
       try {
         for (const file of rest) {
           await transcribeFile(file, {
-            vad: speech.vad,
-            recognizer: speech.recognizer,
-            vadConfig: config.vad,
-            transcripts: config.transcripts,
+            speech,
             logger: log.child({ file }),
             party: { ...(values.language ? { language: values.language } : {}), ...(values.translate ? { translate: true } : {}) },
-            onEvent: (e) => console.log(values.json ? JSON.stringify(e) : formatEvent(e)),
           });
         }
       } finally {
-        await speech.close();
+        await engines.close();
       }
       return 0;
     }
@@ -170,10 +172,11 @@ function clock(ms: number): string {
   return `${String(Math.floor(s / 60)).padStart(2, '0')}:${(s % 60).toFixed(2).padStart(5, '0')}`;
 }
 
-/** A transcript line for people: `call.wav [00:01.20 → 00:03.45] caller: text`. */
-function formatEvent(e: PipelineEvent): string {
+/** A transcript line for people: `call.wav [00:01.20 → 00:03.45] caller: text`; undefined for events people need not see. */
+function formatEvent(e: CallEvent): string | undefined {
   if (e.kind === 'ended') return `${e.callId}: end (${e.reason})`;
-  const tag = e.kind === 'translation' ? ' (en)' : '';
+  if (e.kind !== 'final' && e.kind !== 'translation' && e.kind !== 'alert') return undefined;
+  const tag = e.kind === 'translation' ? ` (${e.language})` : e.kind === 'alert' ? ` (alert ${e.rule})` : '';
   return `${e.callId} [${clock(e.startMs)} → ${clock(e.endMs)}] ${e.party}${tag}: ${e.text}`;
 }
 

@@ -10,10 +10,32 @@ export type ErrorCode =
   | 'RTPENGINE_PROTOCOL'
   | 'RTPENGINE_SPAWN'
   | 'RTPENGINE_UNREACHABLE'
+  /** rtpengine refused an SDP it could not parse or use (its `error-reason` says which). */
+  | 'RTPENGINE_SDP'
   | 'PORTS_EXHAUSTED'
+  /** The RTP receiver was closed (the gateway is stopping). */
+  | 'MEDIA_CLOSED'
   | 'SDP_INVALID'
   | 'SIPREC_INVALID'
   | 'CODEC_UNSUPPORTED'
+  /** A bridge's callee answered the outbound INVITE with a final error status (it carries the status). */
+  | 'CALLEE_REJECTED'
+  /** The outbound INVITE got no final response (transport failure, timeout). */
+  | 'CALLEE_UNREACHABLE'
+  /** A SIP operation on an established dialog failed (no ACK, BYE or re-INVITE not sent). */
+  | 'SIGNALLING_FAILED'
+  /** An operation the call's state does not allow (a re-INVITE before the answer). */
+  | 'CALL_STATE'
+  /** The call ended while the operation was under way (set-up interrupted by CANCEL, BYE, shutdown). */
+  | 'CALL_ENDED'
+  | 'PLAYBACK_QUEUE_FULL'
+  | 'PLAYBACK_CLOSED'
+  | 'TRANSLATION_UNSUPPORTED'
+  | 'TRANSLATION_FAILED'
+  | 'TRANSLATION_ABORTED'
+  | 'TTS_INVALID'
+  | 'TTS_FAILED'
+  | 'TTS_ABORTED'
   | 'AUDIO_INVALID'
   | 'VAD_FAILED'
   | 'ASR_QUEUE_FULL'
@@ -23,11 +45,15 @@ export type ErrorCode =
   | 'ASR_CLOSED'
   | 'ASR_BUILD'
   | 'MODEL_MISSING'
+  /** A model name that is neither in the catalogue nor a path. */
+  | 'MODEL_UNKNOWN'
   | 'MODEL_DOWNLOAD'
   | 'NOT_FOUND'
   | 'UNAUTHORIZED'
   | 'PROTOCOL_INVALID'
-  | 'FORK_FAILED';
+  | 'FORK_FAILED'
+  /** A bug: something threw that is not a WhisperlineError (wrapped where it is caught). */
+  | 'INTERNAL';
 
 export class WhisperlineError extends Error {
   readonly code: ErrorCode;
@@ -39,4 +65,10 @@ export class WhisperlineError extends Error {
     this.code = code;
     this.retryable = options.retryable ?? false;
   }
+}
+
+/** `err` as a WhisperlineError: itself, or wrapped as INTERNAL (a bug somewhere below). */
+export function asWhisperlineError(err: unknown, what = 'unexpected failure'): WhisperlineError {
+  if (err instanceof WhisperlineError) return err;
+  return new WhisperlineError('INTERNAL', `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }

@@ -1,34 +1,35 @@
-import { WhisperEngine, type WhisperEngineStats } from './asr/whisper/engine.js';
 import { ModelRouter } from './asr/model-router.js';
-import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/whisper/models.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
+import { WhisperEngine, type WhisperEngineStats } from './asr/whisper/engine.js';
+import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/whisper/models.js';
 import { ensureWhisperServer } from './asr/whisper/whisper-build.js';
-import type { AsrConfig, Config } from './config/schema.js';
-import { BatchedVad } from './vad/batched-vad.js';
-import { CallSession } from './call/call-session.js';
-import type { CallEvent } from './transcripts/events.js';
+import { CallSession, type CallServices } from './call/call-session.js';
 import { CallRegistry } from './call/registry.js';
+import type { AsrConfig, Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';
-import { TokenAuth } from './http/auth.js';
-import { CallEventHub } from './transcripts/event-hub.js';
-import { ForkTotals } from './feeds/audio-fork.js';
-import { AudioIngest } from './ingest/index.js';
+import { audioForkOpener, ForkTotals } from './feeds/audio-fork.js';
 import { SupervisorFeed } from './feeds/supervisor.js';
+import { TokenAuth } from './http/auth.js';
 import { historyRoutes } from './http/history.js';
-import { GatewayHttpServer } from './http/server.js';
-import { KeywordAlerts } from './transcripts/alerts.js';
 import { GatewayMetrics } from './http/metrics.js';
-import { TranscriptStore } from './transcripts/store.js';
+import { GatewayHttpServer } from './http/server.js';
+import { AudioIngest } from './ingest/index.js';
+import type { Logger } from './log.js';
+import { startRtpengine, type RtpengineDaemon } from './media/rtpengine/daemon.js';
+import { RtpengineClient } from './media/rtpengine/client.js';
+import { RtpReceiver } from './media/rtp/receiver.js';
+import { MediaSubscriber } from './media/subscription.js';
+import { SpeechRuntime } from './pipeline/speech-runtime.js';
 import { SipApp } from './sip/app.js';
 import { DialplanStore } from './sip/dialplan-store.js';
-import type { Logger } from './log.js';
-import { MediaSubscriber } from './media/subscription.js';
-import { RtpengineClient } from './media/rtpengine/client.js';
-import { startRtpengine, type RtpengineDaemon } from './media/rtpengine/daemon.js';
-import { RtpReceiver } from './media/rtp/receiver.js';
+import { KeywordAlerts } from './transcripts/alerts.js';
+import { CallEventHub } from './transcripts/event-hub.js';
+import type { CallEvent } from './transcripts/events.js';
+import { TranscriptStore } from './transcripts/store.js';
+import { BatchedVad } from './vad/batched-vad.js';
 
-/** The shared speech path: one batched VAD and one Whisper engine serve every call. */
-export interface SpeechRuntime {
+/** The shared speech engines: one batched VAD and the Whisper engines serve every call. */
+export interface SpeechEngines {
   readonly vad: BatchedVad;
   /** The configured model's engine. */
   readonly recognizer: SpeechRecognizer;
@@ -47,7 +48,8 @@ export async function ensureModel(asr: AsrConfig, log: Logger): Promise<string> 
   try {
     return resolveModel(asr.model, asr.modelDir);
   } catch (err) {
-    if (!(err instanceof ModelError) || isModelPath(asr.model) || err.message.startsWith('unknown model')) throw err;
+    // Only a catalogue model that is not downloaded yet is fetched; a bad path or name fails now.
+    if (!(err instanceof ModelError) || err.code !== 'MODEL_MISSING' || isModelPath(asr.model)) throw err;
   }
   log.info({ model: asr.model, modelDir: asr.modelDir }, 'downloading Whisper model');
   let lastTenth = -1;
@@ -64,11 +66,11 @@ export async function ensureModel(asr: AsrConfig, log: Logger): Promise<string> 
 }
 
 /**
- * Starts the speech path: Silero VAD ticking in real time, whisper-server processes (built once
+ * Starts the speech engines: Silero VAD ticking in real time, whisper-server processes (built once
  * from the bundled whisper.cpp source) or remote servers. `realtime: false` leaves the VAD loop
  * off for callers that drain it themselves (files).
  */
-export async function startSpeech(config: Config, log: Logger, options: { realtime?: boolean } = {}): Promise<SpeechRuntime> {
+export async function startSpeech(config: Config, log: Logger, options: { realtime?: boolean } = {}): Promise<SpeechEngines> {
   const vad = await BatchedVad.create(config.vad);
   try {
     const remote = config.asr.servers.length > 0;
@@ -110,7 +112,7 @@ export interface Gateway {
   readonly rtpengineDaemon: RtpengineDaemon | undefined;
   readonly receiver: RtpReceiver;
   readonly subscriber: MediaSubscriber;
-  readonly speech: SpeechRuntime;
+  readonly speech: SpeechEngines;
   readonly sip: SipApp;
   readonly http: GatewayHttpServer;
   readonly store: TranscriptStore;
@@ -201,51 +203,39 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
     const events = new CallEventHub({ store, observe: (e) => metrics.observe(e), logger: log });
-    const publish = (e: CallEvent): void => events.publish(e);
-    const alerts = new KeywordAlerts(config.alerts.rules);
+    // Every call's transcript, whoever makes the call (SIP, ingest), publishes through the hub.
+    const transcripts = new SpeechRuntime({
+      vad: speech.vad,
+      recognizerFor: (model) => speech.recognizerFor(model),
+      vadConfig: config.vad,
+      transcripts: config.transcripts,
+      alerts: new KeywordAlerts(config.alerts.rules),
+      publish: (e: CallEvent) => events.publish(e),
+    });
     // Without configured tokens the gateway makes one for every call and logs it with the page's address.
     const generated = config.supervisor.tokens.length === 0 ? TokenAuth.generated() : undefined;
     const auth = generated?.auth ?? new TokenAuth(config.supervisor.tokens);
     const supervisor = new SupervisorFeed({ hub: events, store, auth, config: config.supervisor, logger: log.child({ component: 'supervisor' }) });
     feeds.supervisor = supervisor;
     cleanups.push(() => supervisor.close());
-    const ingest = new AudioIngest({
-      hub: events,
-      vad: speech.vad,
-      recognizer: speech.recognizer,
-      vadConfig: config.vad,
-      transcripts: config.transcripts,
-      alerts,
-      config: config.feeds.ingest,
-      logger: log.child({ component: 'ingest' }),
-    });
+    const ingest = new AudioIngest({ speech: transcripts, config: config.feeds.ingest, logger: log.child({ component: 'ingest' }) });
     feeds.ingest = ingest;
+    const services: CallServices = {
+      rtpengine,
+      receiver,
+      subscriber,
+      transcodeTo: config.media.forkCodec,
+      speech: transcripts,
+      // A rule's audio fork out: the feeds' jambonz listen client, playing back through the call's playback.
+      audioForks: audioForkOpener(config.feeds.fork, forkTotals),
+      logger: log,
+    };
     const sip = new SipApp({
       config: config.sip,
       dialplans,
       registry,
       logger: log,
-      createSession: (inbound, rule, dialer, siprec, facts) =>
-        new CallSession({
-          inbound,
-          rule,
-          dialer,
-          ...(siprec ? { siprec } : {}),
-          forkCodec: config.media.forkCodec,
-          rtpengine,
-          receiver,
-          subscriber,
-          vad: speech.vad,
-          recognizer: speech.recognizerFor(rule.model),
-          vadConfig: config.vad,
-          transcripts: config.transcripts,
-          alerts,
-          forkOut: config.feeds.fork,
-          forkTotals,
-          forkMetadata: { from: facts.from, to: facts.to, requestUri: facts.requestUri },
-          logger: log,
-          onEvent: publish,
-        }),
+      createSession: (inbound, rule, dialer, recording) => new CallSession({ inbound, rule, dialer, ...(recording ? { recording } : {}), services }),
     });
     sip.start();
     // Registered after media and speech so it runs before them: calls drain while those are up.

@@ -1,20 +1,12 @@
 import { describe, expect, it } from 'vitest';
+import { FakeRecognizer, recognition } from '../../test/support/fake-recognizer.js';
 import { ModelRouter } from './model-router.js';
-import type { RecognitionRequest, RecognitionResult, SpeechRecognizer } from './recognizer.js';
+import type { RecognitionRequest } from './recognizer.js';
 
-/** A fake engine (the real one is tested in engine.test.ts) that answers with its model name. */
-class FakeEngine implements SpeechRecognizer {
-  readonly capabilities = { translate: true, wordTimestamps: true, languageDetection: true };
-  closed = 0;
-  constructor(readonly model: string) {}
-  async recognize(_r: RecognitionRequest): Promise<RecognitionResult> {
-    return { text: this.model, language: 'en', segments: [], processingMs: 0, queuedMs: 0 };
-  }
-  hasSpareCapacity(): boolean {
-    return true;
-  }
-  async close(): Promise<void> {
-    this.closed++;
+/** A fake engine (the real one is tested in whisper/engine.test.ts) that answers with its model name. */
+class FakeEngine extends FakeRecognizer {
+  constructor(readonly model: string) {
+    super(() => recognition(model));
   }
 }
 
@@ -39,8 +31,8 @@ describe('ModelRouter', () => {
     expect((await small2.recognize(request)).text).toBe('small');
     expect(started.map((e) => e.model)).toEqual(['small']);
     await router.close();
-    expect(started[0]!.closed).toBe(1);
-    expect(base.closed).toBe(0); // the default engine belongs to the runtime
+    expect(started[0]!.closed).toBe(true);
+    expect(base.closed).toBe(false); // the default engine belongs to the runtime
   });
 
   it('retries a model that failed to start on the next call', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { AudioFrame } from './frame.js';
-import { PartyFeed, PcmReader } from './pcm.js';
+import { PartyFeed, PcmReader, resampleClip } from './pcm.js';
 
 function s16le(samples: readonly number[]): Buffer {
   const b = Buffer.alloc(samples.length * 2);
@@ -105,5 +105,15 @@ describe('PartyFeed', () => {
       feed.end();
       expect(frames.length, `rate ${rate}`).toBe(10);
     }
+  });
+});
+
+describe('resampleClip', () => {
+  it('keeps the duration and the level of a clip', () => {
+    const clip = new Int16Array(16000).fill(8000);
+    const out = resampleClip(clip, 16000, 8000);
+    expect(out.length).toBe(8000);
+    expect(Math.abs(out[4000]! - 8000)).toBeLessThan(50);
+    expect(resampleClip(new Int16Array(441), 44100, 8000).length).toBe(80);
   });
 });

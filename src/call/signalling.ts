@@ -1,21 +1,41 @@
+import type { WhisperlineError } from '../errors.js';
+import type { CallEndReason } from '../transcripts/events.js';
+
 /**
  * What a call session needs of SIP, and nothing more: the SIP edge (drachtio-srf) implements
  * these for real dialogs; tests implement them with synthetic endpoints. Keeping SIP behind this
  * port is what lets every ending path of a call be tested against a real rtpengine without a
- * SIP server.
+ * SIP server. Every method rejects with a `WhisperlineError` (SIGNALLING_FAILED when the SIP
+ * stack could not do it), never a bare Error.
  */
+
+/** Why a call ends before it was answered: what the SIP edge turns into a final response. */
+export interface CallEnding {
+  readonly reason: CallEndReason;
+  /** The typed error behind a `failed` ending (a callee's rejection, an SDP error, ports exhausted...). */
+  readonly cause?: WhisperlineError;
+}
+
 export interface InboundLeg {
   /** SIP Call-ID; also the rtpengine call-id. */
   readonly callId: string;
   readonly fromTag: string;
-  /** The INVITE's SDP offer. */
+  /** The INVITE's SDP offer (the SDP part of a multipart body). */
   readonly offer: string;
+  /** The INVITE's From and To header values and request URI, for call metadata. */
+  readonly from?: string;
+  readonly to?: string;
+  readonly requestUri?: string;
   /** Sends 200 OK with `sdp`. */
   answer(sdp: string): Promise<void>;
   /** Relays the far end's ringing (180) or session progress (183, without media) before the answer. */
   progress(status: 180 | 183): Promise<void>;
-  /** Sends a final error response (only before `answer`). */
-  reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void>;
+  /**
+   * Ends the unanswered INVITE with the final response the SIP edge maps `ending` to (the
+   * callee's own status relayed, 503 + Retry-After, 488 + Warning, 500...). Resolves with the
+   * status sent, or undefined when none was (already answered, CANCELled, no transport).
+   */
+  reject(ending: CallEnding): Promise<number | undefined>;
   /** Sends BYE (only after `answer`). */
   bye(): Promise<void>;
   /** Sends a re-INVITE with `offer` towards the caller; resolves with the caller's answer. */
@@ -35,8 +55,9 @@ export interface OutboundLeg {
 
 export interface OutboundDialer {
   /**
-   * Places the outbound INVITE with `offer` (rtpengine's SDP) and resolves on its 200 OK. When
-   * `signal` aborts first (the caller cancelled), the INVITE is CANCELled and the promise rejects.
+   * Places the outbound INVITE with `offer` (rtpengine's SDP) and resolves on its 200 OK. Rejects
+   * with CALLEE_REJECTED (carrying the callee's final status) or CALLEE_UNREACHABLE. When `signal`
+   * aborts first (the caller cancelled), the INVITE is CANCELled and the promise rejects.
    */
   dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal): Promise<OutboundLeg>;
 }

@@ -8,9 +8,10 @@ import { FRAME_SAMPLES, type AudioFrame } from '../audio/frame.js';
 import { encodeWav } from '../audio/wav.js';
 import type { FeedsConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { leToPcm, pcmToLe, resampleClip } from '../audio/pcm.js';
+import { leToPcm, pcmToLe } from '../audio/pcm.js';
+import { LegPlayback } from '../call/playback.js';
+import type { MediaPlayer } from '../media/rtpengine/player.js';
 import { AudioForkOut, type AudioForkOptions, ForkTotals } from './audio-fork.js';
-import type { CallPlayer } from '../media/rtpengine/player.js';
 
 /** A fork consumer: a real WebSocket server on loopback recording what each connection receives. */
 interface Connection {
@@ -79,8 +80,8 @@ async function silentServer(): Promise<{ url: string; sockets: Socket[] }> {
   return { url: `ws://127.0.0.1:${(server.address() as { port: number }).port}`, sockets };
 }
 
-/** A recording fake of the call's player: plays take `timeScale` of their real duration. */
-class FakeCallPlayer implements CallPlayer {
+/** A recording fake of the media server's player: plays take `timeScale` of their real duration. */
+class FakeMediaPlayer implements MediaPlayer {
   readonly plays: { samples: Int16Array; sampleRate: number; at: number }[] = [];
   stops = 0;
   fail = false;
@@ -91,15 +92,23 @@ class FakeCallPlayer implements CallPlayer {
     private readonly timeScale = 0.1,
   ) {}
 
-  async play(pcm16: Int16Array, sampleRate: number): Promise<{ durationMs: number }> {
+  async play(pcm: Int16Array): Promise<{ durationMs: number }> {
     if (this.fail) throw new Error('rtpengine said no');
-    this.plays.push({ samples: pcm16.slice(), sampleRate, at: performance.now() });
-    return { durationMs: ((pcm16.length * 1000) / sampleRate) * this.timeScale };
+    this.plays.push({ samples: pcm.slice(), sampleRate: this.sampleRate, at: performance.now() });
+    return { durationMs: ((pcm.length * 1000) / this.sampleRate) * this.timeScale };
   }
 
-  async stop(): Promise<void> {
+  async stop(): Promise<{ positionMs?: number }> {
     this.stops++;
+    return {};
   }
+}
+
+/** The call's playback owner over the fake player: the fork is one of its clients. */
+function playbackOf(player: MediaPlayer): LegPlayback {
+  const playback = new LegPlayback('caller', player, { logger: pino({ level: 'silent' }) });
+  cleanups.push(() => playback.close());
+  return playback;
 }
 
 const config: FeedsConfig['fork'] = { subprotocol: 'audio.jambonz.org', bufferMs: 1000, reconnectMinMs: 50, reconnectMaxMs: 200 };
@@ -305,8 +314,8 @@ describe('AudioForkOut: messages from the consumer', () => {
 
   it('plays playAudio (raw) at the player rate in chunks back to back, then sends playDone; a later mark follows it', async () => {
     const c = await consumer();
-    const player = new FakeCallPlayer(8000, 4000);
-    const f = fork(c.url, { player, sampleRate: 16000 });
+    const player = new FakeMediaPlayer(8000, 4000);
+    const f = fork(c.url, { playback: playbackOf(player), sampleRate: 16000 });
     await opened(c);
     const conn = c.connections[0]!;
     // 1 s at 16 kHz → 8000 samples at 8 kHz → two chunks of 4000.
@@ -326,13 +335,14 @@ describe('AudioForkOut: messages from the consumer', () => {
     expect(done).toBeLessThan(mark);
     // The queue ran dry: the player was stopped (the far end's audio given back).
     await until('stop', () => player.stops === 1);
-    expect(f.stats().chunksPlayed).toBe(2);
+    expect(player.plays).toHaveLength(2);
+    expect(f.stats()).toMatchObject({ playsQueued: 1, playsDone: 1, playsRefused: 0 });
   });
 
   it('plays WAV content, and a mark with nothing queued is echoed at once', async () => {
     const c = await consumer();
-    const player = new FakeCallPlayer();
-    fork(c.url, { player });
+    const player = new FakeMediaPlayer();
+    fork(c.url, { playback: playbackOf(player) });
     await opened(c);
     const conn = c.connections[0]!;
     conn.ws.send(JSON.stringify({ type: 'mark', data: { name: 'm0' } }));
@@ -345,8 +355,8 @@ describe('AudioForkOut: messages from the consumer', () => {
 
   it('killAudio stops playback now, drops the queue (playDone interrupted, marks cleared); clearMarks echoes cleared', async () => {
     const c = await consumer();
-    const player = new FakeCallPlayer(8000, 1600, 1); // real time: 200 ms chunks
-    const f = fork(c.url, { player, sampleRate: 8000 });
+    const player = new FakeMediaPlayer(8000, 1600, 1); // real time: 200 ms chunks
+    const f = fork(c.url, { playback: playbackOf(player), sampleRate: 8000 });
     await opened(c);
     const conn = c.connections[0]!;
     conn.ws.send(JSON.stringify({ type: 'playAudio', data: { audioContent: raw(tone(16000)) } })); // 2 s
@@ -382,8 +392,8 @@ describe('AudioForkOut: messages from the consumer', () => {
 
   it('bidirectional: binary L16 from the consumer is played in streamChunkMs chunks, partial tails after a pause', async () => {
     const c = await consumer();
-    const player = new FakeCallPlayer(8000, 8000, 1);
-    fork(c.url, { player, sampleRate: 16000, bidirectional: true, streamChunkMs: 200 });
+    const player = new FakeMediaPlayer(8000, 8000, 1);
+    fork(c.url, { playback: playbackOf(player), sampleRate: 16000, bidirectional: true, streamChunkMs: 200 });
     await opened(c);
     const conn = c.connections[0]!;
     // 500 ms as 25 frames of 20 ms at 16 kHz, one odd-length split among them.
@@ -400,8 +410,8 @@ describe('AudioForkOut: messages from the consumer', () => {
   it('counts and logs malformed and unknown messages, and binary without bidirectional, without failing', async () => {
     const c = await consumer();
     const { logger, lines } = logCapture();
-    const player = new FakeCallPlayer();
-    const f = fork(c.url, { player, logger });
+    const player = new FakeMediaPlayer();
+    const f = fork(c.url, { playback: playbackOf(player), logger });
     await opened(c);
     const conn = c.connections[0]!;
     conn.ws.send('not json');
@@ -430,9 +440,9 @@ describe('AudioForkOut: messages from the consumer', () => {
 
   it('a failing player does not stop the queue: the play is counted and done', async () => {
     const c = await consumer();
-    const player = new FakeCallPlayer();
+    const player = new FakeMediaPlayer();
     player.fail = true;
-    const f = fork(c.url, { player });
+    const f = fork(c.url, { playback: playbackOf(player) });
     await opened(c);
     c.connections[0]!.ws.send(JSON.stringify({ type: 'playAudio', data: { audioContent: raw(tone(1600)) } }));
     await until('playDone', () => typed(c.connections[0]!, 'playDone').length === 1);
@@ -441,8 +451,8 @@ describe('AudioForkOut: messages from the consumer', () => {
 
   it('disconnect: the fork closes the socket with 1000, stops playback, and never reconnects', async () => {
     const c = await consumer();
-    const player = new FakeCallPlayer(8000, 8000, 1);
-    const f = fork(c.url, { player, mix: 'mono' });
+    const player = new FakeMediaPlayer(8000, 8000, 1);
+    const f = fork(c.url, { playback: playbackOf(player), mix: 'mono' });
     await opened(c);
     const conn = c.connections[0]!;
     conn.ws.send(JSON.stringify({ type: 'playAudio', data: { audioContent: raw(tone(16000)) } }));
@@ -455,15 +465,5 @@ describe('AudioForkOut: messages from the consumer', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(c.connections).toHaveLength(1);
     expect(f.stats().reconnects).toBe(0);
-  });
-});
-
-describe('resampleClip', () => {
-  it('keeps the duration and the level of a clip', () => {
-    const clip = new Int16Array(16000).fill(8000);
-    const out = resampleClip(clip, 16000, 8000);
-    expect(out.length).toBe(8000);
-    expect(Math.abs(out[4000]! - 8000)).toBeLessThan(50);
-    expect(resampleClip(new Int16Array(441), 44100, 8000).length).toBe(80);
   });
 });

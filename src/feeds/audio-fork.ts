@@ -16,25 +16,28 @@
  * - a socket that closes or fails while the fork lives is reopened after reconnectMinMs, doubling
  *   up to reconnectMaxMs (reset once a connection opens); the consumer's `disconnect` and
  *   `close()` end it for good. Connecting is asynchronous: nothing here delays the call.
- * - from the consumer (text JSON `{type, data}`): `playAudio` (base64 raw L16 or WAV) is queued
- *   and played into the call, then acknowledged with `playDone`; `killAudio` stops playback now
- *   and drops what is queued (interrupted plays get `playDone` with `interrupted: true`, queued
- *   marks are echoed `cleared`); `mark` is echoed `{name, event:'playout'}` when playback reaches
- *   it; `clearMarks` echoes the queued marks `cleared`; `disconnect` closes the socket for good.
- *   With `bidirectional`, binary L16 frames at `sampleRate` are played too (streamed). Anything
- *   else is counted in `badMessages` and logged at warn (the first few), never thrown.
- * - `close()` is idempotent: it flushes the last aligned audio, stops playback, cancels timers
- *   and closes the socket with 1000 (waiting at most `CLOSE_WAIT_MS` for the consumer's reply).
+ * - from the consumer (text JSON `{type, data}`), played through the call's playback owner
+ *   (`LegPlayback`, the caller's leg), of which the fork is one client: `playAudio` (base64 raw
+ *   L16 or WAV) is queued and played, then acknowledged with `playDone`; `killAudio` interrupts
+ *   this fork's audio now and drops what it queued (its plays get `playDone` with
+ *   `interrupted: true`, its queued marks are echoed `cleared`); `mark` is echoed
+ *   `{name, event:'playout'}` when playback reaches it; `clearMarks` echoes the queued marks
+ *   `cleared`; `disconnect` closes the socket for good. With `bidirectional`, binary L16 frames at
+ *   `sampleRate` are played too (streamed). Anything else is counted in `badMessages` and logged
+ *   at warn (the first few), never thrown.
+ * - `close()` is idempotent: it flushes the last aligned audio, stops this fork's playback,
+ *   cancels timers and closes the socket with 1000 (waiting at most `CLOSE_WAIT_MS` for the
+ *   consumer's reply).
  */
-import { performance } from 'node:perf_hooks';
 import { WebSocket, type RawData } from 'ws';
 import { FRAME_MS, FRAME_SAMPLES, type AudioFrame } from '../audio/frame.js';
-import { leToPcm, pcmToLe, resampleClip } from '../audio/pcm.js';
+import { leToPcm, pcmToLe } from '../audio/pcm.js';
 import { Resampler } from '../audio/resampler.js';
 import { parseWav } from '../audio/wav.js';
 import type { FeedsConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { CallPlayer } from '../media/rtpengine/player.js';
+import type { AudioFork, AudioForkOpener, AudioForkStats } from '../call/ports.js';
+import type { LegPlayback, PlayOutcome } from '../call/playback.js';
 
 export type ForkMix = 'mono' | 'mixed' | 'stereo';
 
@@ -54,8 +57,8 @@ export interface AudioForkOptions {
   /** Call metadata for the first text frame of every connection (`sampleRate` and `mixType` are added). */
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly config: FeedsConfig['fork'];
-  /** Plays the consumer's audio into the call; absent: playback is refused (e.g. SIPREC). */
-  readonly player?: CallPlayer;
+  /** Plays the consumer's audio into the call (the caller's leg); absent: playback is refused (e.g. SIPREC). */
+  readonly playback?: LegPlayback;
   readonly logger: Logger;
   /** `ws.bufferedAmount` above which the socket counts as not writable. Default 64 KiB. */
   readonly highWaterBytes?: number;
@@ -63,30 +66,6 @@ export interface AudioForkOptions {
   readonly streamChunkMs?: number;
   /** Time allowed for the WebSocket handshake before the attempt counts as failed. Default 5000 ms. */
   readonly handshakeTimeoutMs?: number;
-}
-
-export interface AudioForkStats {
-  /** 20 ms frames of audio handed to the socket. */
-  readonly framesSent: number;
-  /** 20 ms frames dropped from a full buffer. */
-  readonly framesDropped: number;
-  /** Overrun episodes (a run of drops until the consumer is writable again). */
-  readonly overruns: number;
-  /** Connection attempts after a lost or failed one. */
-  readonly reconnects: number;
-  /** Connections opened. */
-  readonly connects: number;
-  readonly messagesIn: number;
-  readonly badMessages: number;
-  /** Frames arriving after their slot had been sent (with silence in their place). */
-  readonly lateFrames: number;
-  /** Chunks handed to the player. */
-  readonly chunksPlayed: number;
-  /** Play requests refused because the call has nothing to play into, or failed. */
-  readonly playsRefused: number;
-  /** 20 ms frames waiting for the socket now. */
-  readonly bufferedFrames: number;
-  readonly connected: boolean;
 }
 
 /** Gateway-wide fork counters for /metrics: every fork adds to them, so ended calls still count. */
@@ -101,26 +80,22 @@ export class ForkTotals {
 export const MAX_SKEW_MS = 200;
 /** How long `close()` waits for the consumer to answer the close frame before dropping the socket. */
 const CLOSE_WAIT_MS = 250;
-/** A dry play queue is kept engaged this long, so streamed chunks arriving just late play back to back. */
-const IDLE_STOP_MS = 120;
 /** Partial streamed audio is played once no binary frame has arrived for this long. */
 const STREAM_FLUSH_MS = 80;
-/** Queued playback beyond this is refused (a consumer streaming far faster than real time). */
-const MAX_QUEUED_MS = 300_000;
 /** The largest message taken from the consumer (a playAudio of ~8 min of 8 kHz audio in base64). */
 const MAX_MESSAGE_BYTES = 16 * 1024 * 1024;
 /** Bad messages logged at warn per fork; later ones are only counted. */
 const BAD_LOG_LIMIT = 20;
 
-type PlayItem =
-  | { readonly kind: 'audio'; readonly pcm: Int16Array; offset: number; readonly done?: (interrupted: boolean) => void }
-  | { readonly kind: 'mark'; readonly name: string };
+/** The fork's items in the playback owner's queue: `killAudio` and `disconnect` stop only these. */
+const OWNER = 'audio-stream';
 
 type Slot = [Int16Array | undefined, Int16Array | undefined];
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-export class AudioForkOut {
+/** The call's audio fork out: implements the call level's `AudioFork` port. */
+export class AudioForkOut implements AudioFork {
   private ws: WebSocket | undefined;
   private closed = false;
   private disconnected = false;
@@ -142,17 +117,11 @@ export class AudioForkOut {
   private readonly capacity: number;
   private overrun: { droppedMs: number } | undefined;
 
-  // --- playback
-  private readonly playQueue: PlayItem[] = [];
-  private queuedSamples = 0;
-  /** Bumped by killAudio / close: a playback run started under an older token stops. */
-  private playToken = 0;
-  private runningToken = -1;
-  /** The player has been started and not stopped since. */
-  private engaged = false;
-  private wake: { timer: NodeJS.Timeout; resolve: () => void } | undefined;
+  // --- playback (through the call's playback owner)
   private readonly stream: { pieces: Int16Array[]; samples: number; resampler: Resampler | undefined; timer: NodeJS.Timeout | undefined; carry: number | undefined };
   private readonly streamChunkSamples: number;
+  /** Set while the fork's own playback is stopped at close or disconnect: nothing is reported then. */
+  private muted = false;
 
   private readonly counters = {
     framesSent: 0,
@@ -163,7 +132,8 @@ export class AudioForkOut {
     messagesIn: 0,
     badMessages: 0,
     lateFrames: 0,
-    chunksPlayed: 0,
+    playsQueued: 0,
+    playsDone: 0,
     playsRefused: 0,
   };
 
@@ -175,7 +145,7 @@ export class AudioForkOut {
     this.live = options.mix === 'mono' ? (left !== undefined ? [0] : []) : [left, right].flatMap((p, i) => (p !== undefined ? [i] : []));
     const outChannels = options.mix === 'stereo' ? 2 : 1;
     this.resamplers = options.sampleRate === 16000 ? [] : Array.from({ length: outChannels }, () => new Resampler(16000, options.sampleRate));
-    const playRate = options.player?.sampleRate ?? options.sampleRate;
+    const playRate = options.playback?.sampleRate ?? options.sampleRate;
     this.streamChunkSamples = Math.round(((options.streamChunkMs ?? 300) * playRate) / 1000);
     this.stream = { pieces: [], samples: 0, resampler: undefined, timer: undefined, carry: undefined };
     if (options.totals) options.totals.open++;
@@ -295,7 +265,7 @@ export class AudioForkOut {
 
   private sendJson(message: unknown): void {
     const ws = this.ws;
-    if (ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
+    if (!this.muted && ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify(message));
   }
 
   // ------------------------------------------------------------------------------------------
@@ -383,7 +353,7 @@ export class AudioForkOut {
       this.drainSlots(true);
       this.flush();
     }
-    await this.killPlayback(false);
+    await this.stopPlayback(false);
     await this.closeSocket('call ended');
     if (this.overrun) this.log.info({ droppedMs: this.overrun.droppedMs }, 'audio fork closed during an overrun');
     this.log.info({ ...this.counters }, 'audio fork closed');
@@ -402,7 +372,7 @@ export class AudioForkOut {
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
     if (isBinary) {
       if (!this.options.bidirectional) return this.bad('binary audio without bidirectional streaming', { bytes: bytes.length });
-      if (!this.options.player) return this.refuse('stream');
+      if (!this.options.playback) return this.refuse('stream');
       this.streamIn(bytes);
       return;
     }
@@ -418,15 +388,13 @@ export class AudioForkOut {
       case 'playAudio':
         return this.playAudio(body);
       case 'killAudio':
-        void this.killPlayback(true);
+        void this.stopPlayback(true);
         return;
       case 'mark':
         if (typeof body.name !== 'string' || body.name === '') return this.bad('mark without a name', { type: 'mark' });
-        this.playQueue.push({ kind: 'mark', name: body.name });
-        this.runPlayback();
-        return;
+        return this.mark(body.name);
       case 'clearMarks':
-        this.clearMarks();
+        this.options.playback?.clearMarks(OWNER);
         return;
       case 'disconnect':
         void this.disconnect();
@@ -442,7 +410,8 @@ export class AudioForkOut {
   }
 
   private playAudio(data: Record<string, unknown>): void {
-    if (!this.options.player) return this.refuse('playAudio');
+    const playback = this.options.playback;
+    if (!playback) return this.refuse('playAudio');
     const { audioContent, audioContentType = 'raw' } = data;
     if (typeof audioContent !== 'string') return this.bad('playAudio without audioContent', { type: 'playAudio' });
     const bytes = Buffer.from(audioContent, 'base64');
@@ -463,30 +432,37 @@ export class AudioForkOut {
     } else {
       return this.bad('playAudio content type not supported', { type: 'playAudio', audioContentType: String(audioContentType).slice(0, 64) });
     }
-    const playRate = this.options.player.sampleRate;
-    const clip = resampleClip(pcm, rate, playRate);
-    const durationMs = Math.round((clip.length * 1000) / playRate);
     const id = typeof data.id === 'string' || typeof data.id === 'number' ? data.id : undefined;
-    if (!this.admit(clip.length)) return;
-    this.playQueue.push({
-      kind: 'audio',
-      pcm: clip,
-      offset: 0,
-      done: (interrupted) => this.sendJson({ type: 'playDone', data: { ...(id !== undefined ? { id } : {}), durationMs, ...(interrupted ? { interrupted: true } : {}) } }),
-    });
-    this.runPlayback();
+    this.queuePlay(playback, { pcm, sampleRate: rate }, (outcome) =>
+      this.sendJson({
+        type: 'playDone',
+        data: { ...(id !== undefined ? { id } : {}), durationMs: outcome.durationMs ?? Math.round((pcm.length * 1000) / rate), ...(outcome.status === 'played' || outcome.status === 'failed' ? {} : { interrupted: true }) },
+      }),
+    );
   }
 
-  /** Whether `samples` more fit the play queue; a refusal is counted and logged. */
-  private admit(samples: number): boolean {
-    const limit = (MAX_QUEUED_MS * this.options.player!.sampleRate) / 1000;
-    if (this.queuedSamples + samples <= limit) {
-      this.queuedSamples += samples;
-      return true;
-    }
-    this.counters.playsRefused++;
-    this.log.warn({ queuedMs: Math.round((this.queuedSamples * 1000) / this.options.player!.sampleRate) }, 'audio fork play queue full: audio dropped');
-    return false;
+  /** Hands one item to the playback owner; `done` sees its outcome (played, interrupted, cleared, failed). */
+  private queuePlay(playback: LegPlayback, source: { pcm: Int16Array; sampleRate: number }, done?: (outcome: PlayOutcome) => void): void {
+    this.counters.playsQueued++;
+    playback.play(source, { owner: OWNER }).then(
+      (outcome) => {
+        if (outcome.status === 'failed') this.counters.playsRefused++;
+        else this.counters.playsDone++;
+        done?.(outcome);
+      },
+      (err: unknown) => {
+        // Refused at once: the queue is full or the call's playback has ended.
+        this.counters.playsRefused++;
+        if (this.counters.playsRefused <= BAD_LOG_LIMIT) this.log.warn({ err }, 'audio fork playback refused');
+      },
+    );
+  }
+
+  private mark(name: string): void {
+    const playback = this.options.playback;
+    // With nothing to play into, the mark is reached at once.
+    if (!playback) return this.sendJson({ type: 'mark', data: { name, event: 'playout' } });
+    void playback.mark(name, { owner: OWNER }).then((event) => this.sendJson({ type: 'mark', data: { name, event } }));
   }
 
   /**
@@ -504,7 +480,7 @@ export class AudioForkOut {
     }
     if (input.length % 2 === 1) s.carry = input[input.length - 1];
     let pcm = leToPcm(input);
-    const playRate = this.options.player!.sampleRate;
+    const playRate = this.options.playback!.sampleRate;
     if (this.options.sampleRate !== playRate) {
       s.resampler ??= new Resampler(this.options.sampleRate, playRate);
       pcm = s.resampler.process(pcm);
@@ -530,16 +506,8 @@ export class AudioForkOut {
     }
     s.pieces = [];
     s.samples = 0;
-    if (!this.admit(pcm.length)) return;
-    this.playQueue.push({ kind: 'audio', pcm, offset: 0 });
-    this.runPlayback();
-  }
-
-  private clearMarks(): void {
-    const marks = this.playQueue.filter((item) => item.kind === 'mark');
-    if (marks.length === 0) return;
-    this.playQueue.splice(0, this.playQueue.length, ...this.playQueue.filter((item) => item.kind !== 'mark'));
-    for (const mark of marks) this.sendJson({ type: 'mark', data: { name: mark.name, event: 'cleared' } });
+    const playback = this.options.playback;
+    if (playback) this.queuePlay(playback, { pcm, sampleRate: playback.sampleRate });
   }
 
   private async disconnect(): Promise<void> {
@@ -550,126 +518,46 @@ export class AudioForkOut {
     this.reconnectTimer = undefined;
     this.queue.length = 0;
     this.pending.clear();
-    await this.killPlayback(false);
+    await this.stopPlayback(false);
     await this.closeSocket('disconnect');
   }
 
-  // ------------------------------------------------------------------------------------------
-  // playback
-
-  /** Plays the queue in order, one chunk at a time, each started when the previous one ends. */
-  private runPlayback(): void {
-    const token = this.playToken;
-    if (this.runningToken === token || this.closed) {
-      this.wake?.resolve(); // an idle run waiting to stop picks the new item up
-      return;
-    }
-    this.runningToken = token;
-    void this.playLoop(token).finally(() => {
-      if (this.runningToken === token) this.runningToken = -1;
-    });
-  }
-
-  private async playLoop(token: number): Promise<void> {
-    const player = this.options.player;
-    let nextStart = 0;
-    for (;;) {
-      if (token !== this.playToken) return;
-      const item = this.playQueue[0];
-      if (!item) {
-        if (!this.engaged) return;
-        // Dry: keep the player engaged a moment, so streamed audio plays back to back.
-        await this.sleep(Math.max(IDLE_STOP_MS, nextStart - performance.now()), token);
-        if (token !== this.playToken) return;
-        if (this.playQueue.length > 0) continue;
-        this.engaged = false;
-        await player?.stop().catch((err: unknown) => this.log.warn({ err }, 'audio fork playback stop failed'));
-        if (this.playQueue.length > 0 && token === this.playToken) continue;
-        return;
-      }
-      if (item.kind === 'mark') {
-        this.playQueue.shift();
-        this.sendJson({ type: 'mark', data: { name: item.name, event: 'playout' } });
-        continue;
-      }
-      if (!player || item.offset >= item.pcm.length) {
-        this.playQueue.shift();
-        item.done?.(false);
-        continue;
-      }
-      const wait = nextStart - performance.now();
-      if (wait > 0) {
-        await this.sleep(wait, token, false);
-        if (token !== this.playToken) return;
-      }
-      const chunk = item.pcm.subarray(item.offset, item.offset + player.maxChunkSamples);
-      item.offset += chunk.length;
-      this.queuedSamples -= chunk.length;
-      const startedAt = performance.now();
-      try {
-        this.engaged = true;
-        const { durationMs } = await player.play(chunk, player.sampleRate);
-        this.counters.chunksPlayed++;
-        nextStart = startedAt + durationMs;
-      } catch (err) {
-        this.counters.playsRefused++;
-        this.log.warn({ err }, 'audio fork chunk could not be played');
-        nextStart = performance.now();
-      }
-      if (token !== this.playToken) {
-        // Killed while rtpengine was starting it: make sure it does not play on (unless a newer
-        // run has started playing since; its own chunk replaced this one).
-        if (this.runningToken === token || this.runningToken === -1) await player.stop().catch(() => undefined);
-        return;
-      }
-      if (item.offset >= item.pcm.length) {
-        // Done once its last chunk has played.
-        const ends = nextStart - performance.now();
-        if (ends > 0) await this.sleep(ends, token, false);
-        if (token !== this.playToken) return;
-        if (this.playQueue[0] === item) this.playQueue.shift();
-        item.done?.(false);
-      }
-    }
-  }
-
-  /** Waits `ms`, or until killed; `wakeable` lets new queue items end the wait early. */
-  private sleep(ms: number, token: number, wakeable = true): Promise<'elapsed' | 'woken'> {
-    return new Promise((resolve) => {
-      if (token !== this.playToken) return resolve('woken');
-      const finish = (how: 'elapsed' | 'woken'): void => {
-        clearTimeout(timer);
-        if (this.wake?.timer === timer) this.wake = undefined;
-        resolve(how);
-      };
-      const timer = setTimeout(() => finish('elapsed'), Math.max(0, ms));
-      this.wake = { timer, resolve: () => (wakeable || token !== this.playToken ? finish('woken') : undefined) };
-    });
-  }
-
-  /** Stops playback now and drops what is queued; `report`: interrupted plays and marks are told to the consumer. */
-  private async killPlayback(report: boolean): Promise<void> {
-    this.playToken++;
-    const wake = this.wake;
-    this.wake = undefined;
-    wake?.resolve();
+  /**
+   * Stops this fork's audio now and drops what it queued (the playback owner reports each as
+   * interrupted or cleared: `report` sends their playDone and mark echoes, else they are silent).
+   */
+  private async stopPlayback(report: boolean): Promise<void> {
     const s = this.stream;
     if (s.timer) clearTimeout(s.timer);
     s.timer = undefined;
     s.pieces = [];
     s.samples = 0;
     s.resampler?.reset();
-    const dropped = this.playQueue.splice(0);
-    this.queuedSamples = 0;
-    if (report) {
-      for (const item of dropped) {
-        if (item.kind === 'mark') this.sendJson({ type: 'mark', data: { name: item.name, event: 'cleared' } });
-        else item.done?.(true);
-      }
-    }
-    if (this.engaged) {
-      this.engaged = false;
-      await this.options.player?.stop().catch((err: unknown) => this.log.warn({ err }, 'audio fork playback stop failed'));
+    if (!report) this.muted = true;
+    try {
+      await this.options.playback?.interrupt({ owner: OWNER });
+    } finally {
+      if (!report) this.muted = false;
     }
   }
+}
+
+/**
+ * The call level's `AudioForkOpener` over this class: each rule's fork plan and the gateway's
+ * fork settings; audio from the consumer plays through the call's playback (when it has one).
+ */
+export function audioForkOpener(config: FeedsConfig['fork'], totals?: ForkTotals): AudioForkOpener {
+  return (spec, playback, logger) =>
+    new AudioForkOut({
+      url: spec.plan.url,
+      mix: spec.plan.mix,
+      sampleRate: spec.plan.sampleRate,
+      bidirectional: spec.plan.bidirectional && playback !== undefined,
+      channels: spec.channels,
+      metadata: spec.metadata,
+      config,
+      ...(totals ? { totals } : {}),
+      ...(playback ? { playback } : {}),
+      logger,
+    });
 }

@@ -1,9 +1,9 @@
-import type { CallEndReason, CallEvent } from '../transcripts/events.js';
-import { callLogger, type Logger } from '../log.js';
-import { CallPipeline, type PartyInput } from '../pipeline/call-pipeline.js';
-import type { TranscriptEvent } from '../transcripts/events.js';
-import { ingestCallId, type AudioIngestDeps, type IngestPlatform } from './common.js';
 import { PartyFeed } from '../audio/pcm.js';
+import { callLogger, type Logger } from '../log.js';
+import type { PartyInput } from '../pipeline/call-pipeline.js';
+import type { CallTranscript } from '../pipeline/call-transcript.js';
+import type { CallEndReason, TranscriptEvent } from '../transcripts/events.js';
+import { ingestCallId, type AudioIngestDeps, type IngestPlatform } from './common.js';
 
 export interface IngestPartySpec {
   /** `caller`, `callee`. */
@@ -26,50 +26,38 @@ export interface IngestCallOptions {
 }
 
 /**
- * One ingest connection as a call: its pipeline, one feed (resampler + framer) per party, and the
- * call's events on the hub, from `call.started` to `call.ended`, like a SIP call's.
+ * One ingest connection as a call: its transcript (the same `CallTranscript` as a SIP call's, from
+ * `call.started` to `call.ended`) and one feed (resampler + framer) per party.
  */
 export class IngestCall {
   readonly callId: string;
   readonly log: Logger;
-  private readonly pipeline: CallPipeline;
+  private readonly transcript: CallTranscript;
   private readonly feeds = new Map<string, { feed: PartyFeed; input: PartyInput }>();
-  private readonly startedAt = performance.now();
   private ending: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: AudioIngestDeps,
+    deps: AudioIngestDeps,
     private readonly options: IngestCallOptions,
   ) {
     this.callId = ingestCallId(options.platform, options.externalId);
     this.log = callLogger(deps.logger, this.callId);
-    this.pipeline = new CallPipeline({
+    this.transcript = deps.speech.openCall({
       callId: this.callId,
-      vad: deps.vad,
-      recognizer: deps.recognizer,
-      vadConfig: deps.vadConfig,
-      transcripts: {
-        ...deps.transcripts,
+      rule: `ingest:${options.platform}`,
+      labels: deps.config.labels,
+      overrides: {
         ...(options.language !== undefined ? { language: options.language } : {}),
         ...(options.partials !== undefined ? { partials: options.partials } : {}),
       },
-      logger: this.log,
-      ...(deps.alerts ? { alerts: deps.alerts } : {}),
       onEvent: (event) => {
-        this.publish(event);
         if (event.kind === 'final' || event.kind === 'partial') this.reply(event);
       },
+      logger: this.log,
     });
-    this.publish({
-      kind: 'call.started',
-      callId: this.callId,
-      seq: this.pipeline.seq.next(),
-      rule: `ingest:${options.platform}`,
-      labels: deps.config.labels,
-      parties: options.parties.map((p) => ({ name: p.name })),
-    });
+    this.transcript.start(options.parties.map((p) => ({ name: p.name })));
     for (const spec of options.parties) {
-      const input = this.pipeline.addParty(spec.name);
+      const input = this.transcript.addParty(spec.name);
       this.feeds.set(spec.name, { feed: new PartyFeed(spec.name, spec.sampleRate, (frame) => input.push(frame)), input });
     }
   }
@@ -86,19 +74,19 @@ export class IngestCall {
   write(party: string, samples: Int16Array): void {
     if (this.ending) return;
     const entry = this.feeds.get(party);
-    if (!entry) throw new Error(`no party ${party} in ingest call`);
+    if (!entry) throw new RangeError(`no party ${party} in ingest call`);
     entry.feed.write(samples);
   }
 
   /** A key pressed by a party. */
   dtmf(party: string, digit: string, durationMs: number): void {
     if (this.ending) return;
-    this.publish({ kind: 'dtmf', callId: this.callId, seq: this.pipeline.seq.next(), party, digit, durationMs, endLost: false });
+    this.transcript.dtmf(party, { digit, durationMs, endLost: false });
   }
 
   /**
-   * Ends the call: every party's last frame, the pipeline's last finals, then `call.ended`.
-   * Idempotent (the first reason wins); never rejects.
+   * Ends the call: every party's last frame, the last finals, then `call.ended`. Idempotent (the
+   * first reason wins); never rejects.
    */
   end(reason: CallEndReason): Promise<void> {
     return (this.ending ??= (async () => {
@@ -109,24 +97,9 @@ export class IngestCall {
           this.log.warn({ err, party: feed.party }, 'ingest party flush failed');
         }
       }
-      try {
-        await this.pipeline.end(reason);
-      } catch (err) {
-        this.log.error({ err }, 'ingest pipeline end failed');
-      }
-      const durationMs = Math.round(performance.now() - this.startedAt);
-      this.publish({ kind: 'call.ended', callId: this.callId, seq: this.pipeline.seq.next(), reason, durationMs, parties: {} });
-      this.log.info({ reason, durationMs }, 'ingest call ended');
+      await this.transcript.end({ reason });
+      this.log.info({ reason }, 'ingest call ended');
     })());
-  }
-
-  private publish(event: CallEvent): void {
-    try {
-      this.deps.hub.publish(event);
-    } catch (err) {
-      // A listener threw: the pipeline must go on for the others.
-      this.log.error({ err, kind: event.kind, seq: event.seq }, 'ingest event listener failed');
-    }
   }
 
   private reply(event: TranscriptEvent): void {

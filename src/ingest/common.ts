@@ -1,13 +1,10 @@
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import type { SpeechRecognizer } from '../asr/recognizer.js';
 import { languageCode } from '../asr/languages.js';
-import type { FeedsConfig, TranscriptsConfig, VadConfig } from '../config/schema.js';
+import type { FeedsConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { KeywordAlerts } from '../transcripts/alerts.js';
-import type { BatchedVad } from '../vad/batched-vad.js';
+import type { TranscriptOpener } from '../pipeline/speech-runtime.js';
 import { credentialOf } from '../http/auth.js';
-import type { CallEventHub } from '../transcripts/event-hub.js';
 
 /** The three ingest protocols; also the middle part of their calls' ids. */
 export type IngestPlatform = 'listen' | 'stt' | 'twilio';
@@ -27,14 +24,8 @@ export interface AudioIngestOptions {
 }
 
 export interface AudioIngestDeps {
-  readonly hub: CallEventHub;
-  /** Shared with every call. */
-  readonly vad: BatchedVad;
-  /** Shared with every call. */
-  readonly recognizer: SpeechRecognizer;
-  readonly vadConfig: VadConfig;
-  readonly transcripts: TranscriptsConfig;
-  readonly alerts?: KeywordAlerts;
+  /** Each connection's call gets its transcript here (events to the hub, like a SIP call's). */
+  readonly speech: TranscriptOpener;
   readonly config: FeedsConfig['ingest'];
   readonly logger: Logger;
   readonly options?: AudioIngestOptions;

@@ -15,6 +15,7 @@ import type { TranscriptStore } from '../transcripts/store.js';
 import type { BatchedVad, VadStream } from '../vad/batched-vad.js';
 import { CallEventHub } from '../transcripts/event-hub.js';
 import { GatewayHttpServer } from '../http/server.js';
+import { SpeechRuntime } from '../pipeline/speech-runtime.js';
 import { AudioIngest } from './index.js';
 
 const log = pino({ level: 'silent' });
@@ -62,11 +63,7 @@ let server: GatewayHttpServer;
 
 async function start(overrides: Partial<Config['feeds']['ingest']> = {}, options = {}): Promise<void> {
   ingest = new AudioIngest({
-    hub,
-    vad: fakeVad.asVad(),
-    recognizer: {} as SpeechRecognizer,
-    vadConfig: config.vad,
-    transcripts: config.transcripts,
+    speech: new SpeechRuntime({ vad: fakeVad.asVad(), recognizerFor: () => ({}) as SpeechRecognizer, vadConfig: config.vad, transcripts: config.transcripts, publish: (e) => hub.publish(e) }),
     config: { ...config.feeds.ingest, apiKeys: [KEY], ...overrides },
     logger: log,
     options: { startTimeoutMs: 2000, closeTimeoutMs: 500, ...options },

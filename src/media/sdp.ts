@@ -1,6 +1,6 @@
-import { type MediaDescription } from 'sdp-transform';
+import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
 import type { CodecName } from '../audio/codec.js';
-import { payloadFormat, STATIC_PAYLOAD_TYPES } from './rtp/payload-map.js';
+import { payloadFormat, SdpError, STATIC_PAYLOAD_TYPES } from './rtp/payload-map.js';
 
 /** SDP answers the gateway makes to rtpengine: for subscriptions (recvonly) and its own call legs. */
 const PASSED = new Set(['telephone-event', 'cn']);
@@ -85,4 +85,70 @@ export function answerSdpStreams(streams: readonly AnsweredStream[], address: st
 /** A one-stream answer (subscriptions, the gateway's own leg). */
 export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: MediaDirection): string {
   return answerSdpStreams([{ offer, codecPt, port, direction }], address);
+}
+
+const MAX_SDP_CHARS = 64 * 1024;
+
+/**
+ * Checks an offer before it reaches rtpengine, so a bad one is refused with what is wrong (the
+ * SIP edge answers 488 with it in a Warning) instead of rtpengine's "Failed to parse SDP".
+ * `initial`: the offer of a new call, which needs an audio stream that is not declined.
+ * Throws SdpError (SDP_INVALID). Codecs are not checked: rtpengine transcodes what the gateway
+ * does not decode.
+ */
+export function checkOffer(sdp: string, options: { initial: boolean }): void {
+  if (sdp.length > MAX_SDP_CHARS) throw new SdpError(`SDP of ${sdp.length} characters is larger than ${MAX_SDP_CHARS}`);
+  const lines = sdp.split(/\r?\n/).filter((l) => l !== '');
+  if (lines[0] !== 'v=0') throw new SdpError(lines.length === 0 ? 'empty SDP' : 'SDP does not start with v=0');
+  for (const [i, line] of lines.entries()) {
+    if (!/^[a-z]=/.test(line)) throw new SdpError(`SDP line ${i + 1} is not <type>=<value>: "${line.slice(0, 40)}"`);
+  }
+  for (const type of ['o', 's', 't']) {
+    if (!lines.some((l) => l.startsWith(`${type}=`))) throw new SdpError(`SDP has no ${type}= line`);
+  }
+  for (const line of lines) {
+    if (line.startsWith('c=') && !/^c=IN IP[46] \S+$/.test(line)) throw new SdpError(`SDP connection line is not "c=IN IP4|IP6 <address>": "${line.slice(0, 60)}"`);
+  }
+  const firstMedia = lines.findIndex((l) => l.startsWith('m='));
+  const sessionConnection = (firstMedia === -1 ? lines : lines.slice(0, firstMedia)).some((l) => l.startsWith('c='));
+  const media = lines.flatMap((l, i) => (l.startsWith('m=') ? [i] : []));
+  let audio = 0;
+  media.forEach((at, n) => {
+    const line = lines[at]!;
+    const m = /^m=(\S+) (\d+)(?:\/\d+)? (\S+)((?: \S+)*)$/.exec(line);
+    if (!m) throw new SdpError(`SDP m= line ${n + 1} is malformed: "${line.slice(0, 60)}"`);
+    const port = Number(m[2]);
+    if (port > 65535) throw new SdpError(`SDP m= line ${n + 1} has port ${port}`);
+    if (m[4]!.trim() === '') throw new SdpError(`SDP m= line ${n + 1} lists no formats`);
+    const end = media[n + 1] ?? lines.length;
+    if (!sessionConnection && port !== 0 && !lines.slice(at + 1, end).some((l) => l.startsWith('c='))) {
+      throw new SdpError(`SDP m= line ${n + 1} has no connection address (c=)`);
+    }
+    if (m[1] === 'audio' && port !== 0) audio++;
+  });
+  if (options.initial && audio === 0) throw new SdpError(media.length === 0 ? 'SDP has no media stream' : 'SDP offers no audio stream (none, or all declined with port 0)');
+}
+
+/** Whether an offer puts the call on hold: its audio is sendonly or inactive (or the old c=0.0.0.0). */
+export function offerHolds(sdp: string): boolean {
+  try {
+    const session = parseSdp(sdp);
+    const audio = session.media.find((m) => m.type === 'audio');
+    if (!audio) return false;
+    const direction = audio.direction ?? (session as { direction?: string }).direction;
+    return direction === 'sendonly' || direction === 'inactive' || (audio.connection ?? session.connection)?.ip === '0.0.0.0';
+  } catch {
+    return false;
+  }
+}
+
+/** Whether every audio stream of an SDP offers a codec the gateway decodes (else rtpengine is asked to transcode). */
+export function decodableEverywhere(sdp: string): boolean {
+  try {
+    return parseSdp(sdp)
+      .media.filter((m) => m.type === 'audio' && m.port !== 0)
+      .every((m) => chooseCodec(m, undefined) !== undefined);
+  } catch {
+    return false;
+  }
 }

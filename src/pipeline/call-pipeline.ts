@@ -1,35 +1,50 @@
 import type { SpeechRecognizer } from '../asr/recognizer.js';
 import { FRAME_SAMPLES, type AudioFrame } from '../audio/frame.js';
 import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
+import { WhisperlineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeywordAlerts } from '../transcripts/alerts.js';
-import { SequenceCounter, type PipelineEvent } from '../transcripts/events.js';
+import type { PipelineEvent, SequenceCounter, TranscriptEvent } from '../transcripts/events.js';
 import { HallucinationFilter } from '../transcripts/filters.js';
 import { PartyTranscriber, type PartyTranscriberStats } from '../transcripts/party-transcriber.js';
+import type { Translator } from '../translation/translator.js';
+import { WhisperTranslator } from '../translation/whisper.js';
 import type { BatchedVad, VadStream } from '../vad/batched-vad.js';
+import type { Utterance } from '../vad/utterance.js';
 import { SpeechSegmenter } from '../vad/segmenter.js';
 
 export interface CallPipelineDeps {
   readonly callId: string;
   /** Shared by every call: one inference per tick covers all live parties. */
   readonly vad: BatchedVad;
-  /** Shared by every call. */
+  /** Shared by every call of the same model. */
   readonly recognizer: SpeechRecognizer;
   readonly vadConfig: VadConfig;
   readonly transcripts: TranscriptsConfig;
   readonly logger: Logger;
-  readonly onEvent: (event: PipelineEvent) => void;
+  /** The call's sequence numbers (its `CallTranscript`'s): every event takes the next one. */
+  readonly seq: SequenceCounter;
+  readonly emit: (event: PipelineEvent) => void;
   /** Keyword alert rules checked on every final; an `alert` follows the final it matched. */
   readonly alerts?: KeywordAlerts;
+  /** Translates finals of parties that ask for it; default: whisper's translate task on `recognizer`. */
+  readonly translator?: Translator;
 }
 
 /** Per-party overrides of the transcript settings (from a dialplan rule, an ingest request...). */
 export interface PartyOptions {
   readonly language?: string;
+  /** Translate this party's finals (to English). */
   readonly translate?: boolean;
   readonly partials?: boolean;
   /** The party's label (agent, customer...), which alert rules may select. */
   readonly label?: string;
+}
+
+export interface PartyStats extends PartyTranscriberStats {
+  readonly translations: number;
+  /** Translations that failed (logged). */
+  readonly failedTranslations: number;
 }
 
 /** Where one party's audio goes in. */
@@ -39,38 +54,55 @@ export interface PartyInput {
   push(frame: AudioFrame): void;
   /**
    * The party's audio ended: the open utterance is cut, and this resolves once its final (and
-   * every earlier one) has been emitted. Idempotent.
+   * every earlier one, with its translation) has been emitted. Idempotent.
    */
   end(): Promise<void>;
-  readonly stats: PartyTranscriberStats;
+  /** A snapshot of the party's counters. */
+  readonly stats: PartyStats;
   /** Finals requested and not yet emitted. */
   readonly pendingFinals: number;
 }
 
 /** Enough silence to complete the VAD's last 32 ms window when a stream ends. */
 const TAIL_FRAMES = 2;
+/** Earlier finals of a party handed to a translator that reads context. */
+const CONTEXT_FINALS = 3;
+/** What translations are into (whisper's translate task gives English). */
+const TRANSLATION_TARGET = 'en';
 
 /**
- * The speech path of one call: each party's frames → batched VAD → segmenter → Whisper →
- * transcript events with one `seq` counter for the call. The SIP side, WebSocket ingest and the
- * file transcriber all feed it the same way. `end()` flushes every party and emits `ended` only
- * after the last final: no words are lost at hang-up.
+ * The speech path of one call: each party's frames → batched VAD → segmenter → recognizer →
+ * transcript events, and each final's translation after it when the party asks for one. The
+ * call's `CallTranscript` owns the sequence numbers and the call's own events around these.
+ * `end()` flushes every party and emits `ended` only after the last final: no words are lost at
+ * hang-up.
  */
 export class CallPipeline {
-  readonly seq = new SequenceCounter();
   private readonly parties = new Map<string, PartyInput>();
   private readonly filter: HallucinationFilter;
+  private readonly translator: Translator;
   private ending: Promise<void> | undefined;
 
   constructor(private readonly deps: CallPipelineDeps) {
     this.filter = new HallucinationFilter(deps.transcripts);
+    this.translator =
+      deps.translator ??
+      new WhisperTranslator(deps.recognizer, {
+        accept: (result, samples) => {
+          const verdict = this.filter.apply(result, samples);
+          return verdict.keep ? verdict.text : undefined;
+        },
+      });
   }
 
   addParty(party: string, options: PartyOptions = {}): PartyInput {
-    if (this.ending) throw new Error(`call ${this.deps.callId} has ended`);
-    if (this.parties.has(party)) throw new Error(`party ${party} already exists in call ${this.deps.callId}`);
+    if (this.ending) throw new WhisperlineError('CALL_ENDED', `call ${this.deps.callId} has ended: no party can be added`);
+    if (this.parties.has(party)) throw new WhisperlineError('CALL_STATE', `party ${party} already exists in call ${this.deps.callId}`);
     const { deps } = this;
     const t = deps.transcripts;
+    const translate = options.translate ?? t.translate;
+    const counts = { translations: 0, failedTranslations: 0 };
+    const recent: string[] = [];
     // Holder for the segmenter: the transcriber asks it for the open utterance.
     const ref: { segmenter?: SpeechSegmenter } = {};
     const transcriber = new PartyTranscriber({
@@ -79,12 +111,12 @@ export class CallPipeline {
       language: options.language ?? t.language,
       partials: options.partials ?? t.partials,
       partialIntervalMs: t.partialIntervalMs,
-      translate: options.translate ?? t.translate,
       recognizer: deps.recognizer,
       filter: this.filter,
-      seq: this.seq,
+      seq: deps.seq,
       emit: (event) => this.emit(event, options.label),
       openUtterance: () => ref.segmenter?.openUtterance(),
+      ...(translate ? { afterFinal: (final: TranscriptEvent, u: Utterance) => this.translate(final, u, recent, counts) } : {}),
       logger: deps.logger,
     });
     const segmenter = new SpeechSegmenter(
@@ -99,7 +131,9 @@ export class CallPipeline {
     let ended: Promise<void> | undefined;
     const input: PartyInput = {
       party,
-      stats: transcriber.stats,
+      get stats(): PartyStats {
+        return { ...transcriber.stats, ...counts };
+      },
       get pendingFinals() {
         return transcriber.pendingFinals;
       },
@@ -127,14 +161,26 @@ export class CallPipeline {
     return input;
   }
 
+  party(name: string): PartyInput | undefined {
+    return this.parties.get(name);
+  }
+
+  /** Ends every party, waits for their last finals, then emits `ended`. Idempotent. */
+  end(reason: string): Promise<void> {
+    return (this.ending ??= (async () => {
+      await Promise.all([...this.parties.values()].map((p) => p.end()));
+      this.deps.emit({ callId: this.deps.callId, seq: this.deps.seq.next(), kind: 'ended', reason });
+    })());
+  }
+
   private emit(event: PipelineEvent, label: string | undefined): void {
-    this.deps.onEvent(event);
+    this.deps.emit(event);
     if (event.kind !== 'final' || !this.deps.alerts) return;
     for (const m of this.deps.alerts.match(event.text, event.party, label)) {
-      this.deps.onEvent({
+      this.deps.emit({
         kind: 'alert',
         callId: event.callId,
-        seq: this.seq.next(),
+        seq: this.deps.seq.next(),
         party: event.party,
         rule: m.rule,
         severity: m.severity,
@@ -146,15 +192,38 @@ export class CallPipeline {
     }
   }
 
-  party(name: string): PartyInput | undefined {
-    return this.parties.get(name);
-  }
-
-  /** Ends every party, waits for their last finals, then emits `ended`. Idempotent. */
-  end(reason: string): Promise<void> {
-    return (this.ending ??= (async () => {
-      await Promise.all([...this.parties.values()].map((p) => p.end()));
-      this.deps.onEvent({ callId: this.deps.callId, seq: this.seq.next(), kind: 'ended', reason });
-    })());
+  /** A final's translation, emitted right after it (the transcriber waits for this). Never rejects. */
+  private async translate(final: TranscriptEvent, u: Utterance, recent: string[], counts: { translations: number; failedTranslations: number }): Promise<void> {
+    const context = recent.slice();
+    recent.push(final.text);
+    if (recent.length > CONTEXT_FINALS) recent.shift();
+    try {
+      const result = await this.translator.translate({
+        text: final.text,
+        sourceLanguage: final.language,
+        targetLanguage: TRANSLATION_TARGET,
+        ...(this.translator.capabilities.needsAudio ? { samples: u.samples } : {}),
+        ...(this.translator.capabilities.usesContext ? { context } : {}),
+      });
+      if (result.text === '') return;
+      counts.translations++;
+      this.deps.emit({
+        callId: final.callId,
+        seq: this.deps.seq.next(),
+        party: final.party,
+        kind: 'translation',
+        finalSeq: final.seq,
+        text: result.text,
+        sourceLanguage: result.sourceLanguage,
+        language: result.targetLanguage,
+        provider: result.provider,
+        startMs: final.startMs,
+        endMs: final.endMs,
+      });
+    } catch (err) {
+      counts.failedTranslations++;
+      const code = err instanceof WhisperlineError ? err.code : undefined;
+      this.deps.logger.error({ party: final.party, finalSeq: final.seq, code, err }, 'translation failed');
+    }
   }
 }

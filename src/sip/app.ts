@@ -1,13 +1,17 @@
 import Srf from 'drachtio-srf';
-import { parse as parseSdp } from 'sdp-transform';
 import type { CallSession } from '../call/call-session.js';
+import { CalleeRejectedError } from '../call/errors.js';
+import type { RecordingOffer } from '../call/recording.js';
 import type { CallRegistry } from '../call/registry.js';
-import { relayableProgress, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
+import type { CallRule } from '../call/rule.js';
+import { relayableProgress, type CallEnding, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
 import type { SipConfig } from '../config/schema.js';
+import { asWhisperlineError, WhisperlineError } from '../errors.js';
 import { callLogger, type Logger } from '../log.js';
-import type { DialplanRule, InviteFacts } from './dialplan.js';
+import type { InviteFacts } from './dialplan.js';
 import type { DialplanStore } from './dialplan-store.js';
-import { parseSiprecOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
+import { finalResponseFor, reasonPhrase, responseForError } from './errors.js';
+import { parseSiprecOffer, toRecordingOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
 
 /** `connecting` also while drachtio-srf retries after a lost connection; `disconnected` once stopped. */
 export type SipConnectionState = 'connecting' | 'connected' | 'disconnected';
@@ -17,7 +21,7 @@ export interface SipAppDeps {
   readonly dialplans: DialplanStore;
   readonly registry: CallRegistry;
   /** Builds the session of an admitted call (the composition root supplies media and speech). */
-  readonly createSession: (inbound: InboundLeg, rule: DialplanRule, dialer: OutboundDialer, siprec: SiprecOffer | undefined, facts: InviteFacts) => CallSession;
+  readonly createSession: (inbound: InboundLeg, rule: CallRule, dialer: OutboundDialer, recording: RecordingOffer | undefined, facts: InviteFacts) => CallSession;
   readonly logger: Logger;
 }
 
@@ -28,8 +32,9 @@ type Res = Srf.SrfResponse;
 /**
  * The SIP edge: a drachtio-srf application. It turns INVITEs into call sessions through the
  * dialplan, answers OPTIONS, and maps refusals to SIP statuses: 503 + Retry-After when full or
- * draining, the dialplan's status when no rule matches or a rule rejects, 488 when the offer has
- * no usable audio. Everything after admission is the CallSession's.
+ * draining, the dialplan's status when no rule matches or a rule rejects, 488 with a Warning for a
+ * SIPREC body it cannot use. Everything after admission is the CallSession's; how a session's
+ * set-up ended becomes the caller's final response in `sip/errors.ts`.
  */
 export class SipApp {
   private readonly srf = new Srf();
@@ -129,63 +134,56 @@ export class SipApp {
       res.send(decision.status, decision.reason, {});
       return;
     }
-    const { rule } = decision;
-    if (rule.action === 'reject') {
-      res.send(rule.status!, rule.reason ?? defaultReason(rule.status!), {});
+    if (decision.kind === 'reject') {
+      const { status, reason } = decision.rule;
+      res.send(status, reason ?? reasonPhrase(status), {});
       return;
     }
+    const { rule } = decision;
     let siprec: SiprecOffer | undefined;
     if (rule.action === 'siprec') {
       try {
         siprec = parseSiprecOffer(recordingInput(req));
       } catch (err) {
-        log.info({ err: (err as Error).message }, 'unusable SIPREC INVITE');
-        res.send(488, 'Not Acceptable Here', { headers: { Warning: `399 whisperline "${(err as Error).message.replace(/"/g, "'").slice(0, 200)}"` } });
+        const refusal = responseForError(asWhisperlineError(err));
+        log.info({ err: (err as Error).message, status: refusal.status }, 'unusable SIPREC INVITE');
+        res.send(refusal.status, refusal.reason, { headers: { ...refusal.headers } });
         return;
       }
       if (siprec.metadataError) log.warn({ metadataError: siprec.metadataError }, 'SIPREC metadata unusable; streams labelled by order');
     }
-    if (!hasAudio(siprec?.sdp ?? req.body)) {
-      log.info('INVITE without usable audio');
-      res.send(488, 'Not Acceptable Here', {});
-      return;
-    }
     // The legs report BYEs to the session, which exists only once they do: a holder breaks the cycle.
-    const holder: { session?: CallSession } = {};
+    const holder: { session?: CallSession; recording?: SiprecOffer } = { ...(siprec ? { recording: siprec } : {}) };
     const side = (who: 'caller' | 'callee'): LegEvents => ({
       bye: () => void holder.session?.remoteBye(who),
       reinvite: async (req) => {
         const session = holder.session!;
         if (rule.action !== 'siprec') return session.reinvite(who, sdpOf(req));
         // A recording client's update: new metadata is read against the recording so far.
-        const update = parseSiprecOffer(recordingInput(req), session.siprecOffer ? { previous: session.siprecOffer } : {});
-        return session.reinvite(who, update.sdp, update);
+        const update = parseSiprecOffer(recordingInput(req), holder.recording ? { previous: holder.recording } : {});
+        holder.recording = update;
+        return session.reinvite(who, update.sdp, toRecordingOffer(update));
       },
     });
-    const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'), siprec?.sdp);
-    const dialer = new DrachtioDialer(this.srf, side('callee'));
-    const session = this.deps.createSession(inbound, rule, dialer, siprec, facts);
+    const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'), facts, log, siprec?.sdp);
+    const dialer = new DrachtioDialer(this.srf, side('callee'), log);
+    let session: CallSession;
+    try {
+      session = this.deps.createSession(inbound, rule, dialer, siprec ? toRecordingOffer(siprec) : undefined, facts);
+    } catch (err) {
+      const refusal = responseForError(asWhisperlineError(err));
+      log.error({ err }, 'call session could not be created');
+      res.send(refusal.status, refusal.reason, { headers: { ...refusal.headers } });
+      return;
+    }
     holder.session = session;
     this.deps.registry.add(session);
     req.on('cancel', () => void session.cancel());
     try {
       await session.start();
     } catch (err) {
-      log.info({ err: (err as Error).message }, 'call did not start');
+      log.debug({ code: (err as WhisperlineError).code }, 'call did not start');
     }
-  }
-}
-
-function defaultReason(status: number): string {
-  return ({ 403: 'Forbidden', 404: 'Not Found', 480: 'Temporarily Unavailable', 486: 'Busy Here', 603: 'Decline' } as Record<number, string>)[status] ?? 'Rejected';
-}
-
-function hasAudio(sdp: string | undefined): boolean {
-  if (!sdp) return false;
-  try {
-    return parseSdp(sdp).media.some((m) => m.type === 'audio' && m.port !== 0);
-  } catch {
-    return false;
   }
 }
 
@@ -237,15 +235,26 @@ interface LegEvents {
   reinvite(req: Req): Promise<string>;
 }
 
-/** Routes a dialog's BYE and re-INVITEs to the session; a failed renegotiation is answered 488. */
-function watchDialog(dialog: Srf.Dialog, events: LegEvents): void {
+/** Routes a dialog's BYE and re-INVITEs to the session; a failed renegotiation gets the mapped error response. */
+function watchDialog(dialog: Srf.Dialog, events: LegEvents, log: Logger): void {
   dialog.on('destroy', () => events.bye());
   dialog.on('modify', (req: Req, res: Res) => {
     events.reinvite(req).then(
       (sdp) => res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp' } }),
-      () => res.send(488, 'Not Acceptable Here', {}),
+      (err: unknown) => {
+        const cause = asWhisperlineError(err);
+        const refusal = responseForError(cause);
+        log.info({ code: cause.code, err: cause.message, status: refusal.status }, 're-INVITE refused');
+        res.send(refusal.status, refusal.reason, { headers: { ...refusal.headers } });
+      },
     );
   });
+}
+
+/** A failure of the SIP stack on an established or forming dialog, as a typed error. */
+function signallingFailed(what: string, err: unknown): WhisperlineError {
+  if (err instanceof WhisperlineError) return err;
+  return new WhisperlineError('SIGNALLING_FAILED', `${what} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
 /** The caller's dialog through drachtio. */
@@ -253,6 +262,9 @@ class DrachtioInboundLeg implements InboundLeg {
   readonly callId: string;
   readonly fromTag: string;
   readonly offer: string;
+  readonly from: string;
+  readonly to: string;
+  readonly requestUri: string;
   private dialog: Srf.Dialog | undefined;
 
   constructor(
@@ -260,17 +272,26 @@ class DrachtioInboundLeg implements InboundLeg {
     private readonly req: Req,
     private readonly res: Res,
     private readonly events: LegEvents,
+    facts: InviteFacts,
+    private readonly log: Logger,
     /** The SDP part of a multipart (SIPREC) INVITE; otherwise the body is the SDP. */
     sdp?: string,
   ) {
     this.callId = req.get('Call-ID');
     this.fromTag = String(req.getParsedHeader('From').params?.tag ?? '');
-    this.offer = sdp ?? req.body;
+    this.offer = sdp ?? req.body ?? '';
+    this.from = facts.from;
+    this.to = facts.to;
+    this.requestUri = facts.requestUri;
   }
 
   async answer(sdp: string): Promise<void> {
-    this.dialog = await this.srf.createUAS(this.req, this.res, { localSdp: sdp });
-    watchDialog(this.dialog, this.events);
+    try {
+      this.dialog = await this.srf.createUAS(this.req, this.res, { localSdp: sdp });
+    } catch (err) {
+      throw signallingFailed('the 200 OK to the caller', err);
+    }
+    watchDialog(this.dialog, this.events, this.log);
   }
 
   async progress(status: 180 | 183): Promise<void> {
@@ -278,26 +299,42 @@ class DrachtioInboundLeg implements InboundLeg {
   }
 
   async modify(offer: string): Promise<string> {
-    if (!this.dialog) throw new Error('re-INVITE before the call was answered');
-    return this.dialog.modify(offer);
+    if (!this.dialog) throw new WhisperlineError('CALL_STATE', 're-INVITE towards the caller before the call was answered');
+    try {
+      return await this.dialog.modify(offer);
+    } catch (err) {
+      throw signallingFailed('the re-INVITE to the caller', err);
+    }
   }
 
-  async reject(status: number, reason?: string, headers?: Readonly<Record<string, string>>): Promise<void> {
-    if (!this.res.finalResponseSent) this.res.send(status, reason ?? defaultReason(status), { headers: { ...headers } });
+  async reject(ending: CallEnding): Promise<number | undefined> {
+    if (this.res.finalResponseSent) return undefined;
+    const response = finalResponseFor(ending);
+    if (!response) return undefined;
+    this.res.send(response.status, response.reason, { headers: { ...response.headers } });
+    return response.status;
   }
 
   async bye(): Promise<void> {
     // Awaited: with drachtio-server gone the BYE cannot be sent and destroy() rejects, which the
     // session's clean-up step logs; not awaited, it was an unhandled rejection.
-    await this.dialog?.destroy();
+    try {
+      await this.dialog?.destroy();
+    } catch (err) {
+      throw signallingFailed('the BYE to the caller', err);
+    }
   }
 }
+
+/** drachtio-srf's error for a non-2xx final response (its typings leave it out). */
+const SipError = (Srf as unknown as { SipError: abstract new (...args: never[]) => Error & { status: number; reason?: string } }).SipError;
 
 /** The B2BUA's outbound leg through drachtio. */
 class DrachtioDialer implements OutboundDialer {
   constructor(
     private readonly srf: Srf,
     private readonly events: LegEvents,
+    private readonly log: Logger,
   ) {}
 
   async dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal): Promise<OutboundLeg> {
@@ -323,15 +360,31 @@ class DrachtioDialer implements OutboundDialer {
           },
         },
       );
+    } catch (err) {
+      // drachtio-srf's SipError: the callee's final response, relayed to the caller by the session's ending.
+      if (err instanceof SipError) throw new CalleeRejectedError(err.status, err.reason ?? reasonPhrase(err.status), { cause: err });
+      throw new WhisperlineError('CALLEE_UNREACHABLE', `the INVITE to ${target} failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     } finally {
       signal.removeEventListener('abort', cancel);
     }
-    watchDialog(dialog, this.events);
+    watchDialog(dialog, this.events, this.log);
     return {
       toTag: dialog.sip.remoteTag,
       answer: dialog.remote.sdp,
-      bye: async () => dialog.destroy(),
-      modify: (sdp) => dialog.modify(sdp),
+      bye: async () => {
+        try {
+          await dialog.destroy();
+        } catch (err) {
+          throw signallingFailed('the BYE to the callee', err);
+        }
+      },
+      modify: async (sdp) => {
+        try {
+          return await dialog.modify(sdp);
+        } catch (err) {
+          throw signallingFailed('the re-INVITE to the callee', err);
+        }
+      },
     };
   }
 }

@@ -1,5 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
+import type { AudioForkPlan, CallRule, PartyPlan } from '../call/rule.js';
 import { WhisperlineError } from '../errors.js';
 
 /**
@@ -47,7 +48,8 @@ const PartySchema = z
 
 const SipStatus = z.number().int().min(400).max(699);
 
-export const RuleSchema = z
+/** The file form of a rule: flat keys, checked together so errors name the key a user wrote. */
+const RuleFileSchema = z
   .object({
     name: z.string().min(1),
     match: z
@@ -93,10 +95,52 @@ export const RuleSchema = z
     if (r.action !== 'reject' && r.status !== undefined) ctx.addIssue({ code: 'custom', path: ['status'], message: `status is only for reject rules (this one is ${r.action})` });
   });
 
-export const DialplanFileSchema = z.object({ rules: z.array(RuleSchema) }).strict();
+type RuleFile = z.infer<typeof RuleFileSchema>;
+export type RuleMatch = RuleFile['match'];
 
-export type DialplanRule = z.infer<typeof RuleSchema>;
-export type PartyPlan = z.infer<typeof PartySchema>;
+/** A `reject` rule: refused at the SIP edge with its status; no call is made. */
+export interface RejectRule {
+  readonly action: 'reject';
+  readonly name: string;
+  readonly status: number;
+  readonly reason?: string;
+}
+
+/** A rule as the gateway uses it: how it matches, and the call it makes (or the refusal). */
+export interface DialplanRule {
+  readonly match: RuleMatch;
+  readonly rule: CallRule | RejectRule;
+}
+
+/** A key the rule's own checks (superRefine above) made required for its action. */
+function checked<T>(value: T | undefined, key: string): T {
+  if (value === undefined) throw new DialplanError('(rule)', [{ path: key, message: 'required for this action' }]);
+  return value;
+}
+
+/** The file form turned into the call level's rule (a union by action: a bridge has its target). */
+function toDialplanRule(r: RuleFile): DialplanRule {
+  if (r.action === 'reject') {
+    return { match: r.match, rule: { action: 'reject', name: r.name, status: checked(r.status, 'status'), ...(r.reason !== undefined ? { reason: r.reason } : {}) } };
+  }
+  const parties: Readonly<Record<string, PartyPlan>> | undefined = r.parties;
+  const fork: AudioForkPlan | undefined = r.fork;
+  const common = {
+    name: r.name,
+    labels: r.labels,
+    ...(parties !== undefined ? { parties } : {}),
+    ...(r.language !== undefined ? { language: r.language } : {}),
+    ...(r.model !== undefined ? { model: r.model } : {}),
+    ...(r.partials !== undefined ? { partials: r.partials } : {}),
+    ...(r.translate !== undefined ? { translate: r.translate } : {}),
+    ...(fork !== undefined ? { fork } : {}),
+  };
+  const rule: CallRule = r.action === 'bridge' ? { ...common, action: 'bridge', target: checked(r.target, 'target') } : { ...common, action: r.action };
+  return { match: r.match, rule };
+}
+
+export const RuleSchema = RuleFileSchema.transform(toDialplanRule);
+export const DialplanFileSchema = z.object({ rules: z.array(RuleSchema) }).strict();
 
 export class DialplanError extends WhisperlineError {
   constructor(
@@ -109,14 +153,15 @@ export class DialplanError extends WhisperlineError {
 
 /** A rule with its matchers compiled once. */
 export interface CompiledRule {
-  readonly rule: DialplanRule;
+  readonly rule: CallRule | RejectRule;
   /** `file#index` for logs and errors. */
   readonly origin: string;
   matches(facts: InviteFacts): boolean;
 }
 
 export type Decision =
-  | { readonly kind: 'rule'; readonly rule: DialplanRule; readonly origin: string }
+  | { readonly kind: 'rule'; readonly rule: CallRule; readonly origin: string }
+  | { readonly kind: 'reject'; readonly rule: RejectRule; readonly origin: string }
   | { readonly kind: 'no-match'; readonly status: number; readonly reason: string };
 
 export function parseCidr(v: string): { address: string; prefix: number; family: 'ipv4' | 'ipv6' } | undefined {
@@ -130,8 +175,7 @@ export function parseCidr(v: string): { address: string; prefix: number; family:
   return { address, prefix, family: version === 4 ? 'ipv4' : 'ipv6' };
 }
 
-export function compileRule(rule: DialplanRule, origin: string): CompiledRule {
-  const m = rule.match;
+export function compileRule({ match: m, rule }: DialplanRule, origin: string): CompiledRule {
   const tests: ((f: InviteFacts) => boolean)[] = [];
   if (m.kind !== 'any') tests.push((f) => f.kind === m.kind);
   if (m.requestUser !== undefined) {
@@ -177,8 +221,8 @@ export function parseDialplanFile(doc: unknown, file: string): CompiledRule[] {
     throw new DialplanError(file, issues);
   }
   const names = new Set<string>();
-  const dupes = result.data.rules.filter((r) => (names.has(r.name) ? true : (names.add(r.name), false)));
-  if (dupes.length > 0) throw new DialplanError(file, dupes.map((r) => ({ path: 'rules', message: `duplicate rule name "${r.name}"` })));
+  const dupes = result.data.rules.filter(({ rule: r }) => (names.has(r.name) ? true : (names.add(r.name), false)));
+  if (dupes.length > 0) throw new DialplanError(file, dupes.map(({ rule: r }) => ({ path: 'rules', message: `duplicate rule name "${r.name}"` })));
   return result.data.rules.map((r, i) => compileRule(r, `${file}#${i}`));
 }
 
@@ -190,7 +234,10 @@ export class Dialplan {
   ) {}
 
   decide(facts: InviteFacts): Decision {
-    for (const r of this.rules) if (r.matches(facts)) return { kind: 'rule', rule: r.rule, origin: r.origin };
+    for (const r of this.rules) {
+      if (!r.matches(facts)) continue;
+      return r.rule.action === 'reject' ? { kind: 'reject', rule: r.rule, origin: r.origin } : { kind: 'rule', rule: r.rule, origin: r.origin };
+    }
     return { kind: 'no-match', status: this.noMatchStatus, reason: this.noMatchStatus === 404 ? 'Not Found' : 'No Matching Dialplan Rule' };
   }
 }

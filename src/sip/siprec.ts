@@ -1,3 +1,4 @@
+import type { RecordingOffer } from '../call/recording.js';
 import { WhisperlineError } from '../errors.js';
 
 /**
@@ -114,16 +115,6 @@ export interface ParseSiprecOptions {
    * into the previous metadata.
    */
   readonly previous?: SiprecOffer;
-}
-
-export interface SiprecAnswerLocal {
-  readonly address: string;
-  /** One RTP port per offered audio stream, in `offer.streams` order. */
-  readonly ports: readonly number[];
-  /** Encoding names to accept (any case), e.g. ['PCMU', 'PCMA', 'opus', 'telephone-event']; default all offered. */
-  readonly codecs?: readonly string[];
-  /** o= session id and version; default: seconds since the epoch. */
-  readonly sessionId?: number;
 }
 
 const MAX_BODY_CHARS = 4 * 1024 * 1024;
@@ -793,6 +784,24 @@ export function parseSiprecOffer(input: SiprecInput, options: ParseSiprecOptions
   });
 }
 
+/**
+ * The call level's view of a parsed offer: each stream's party and who sends it; why the names
+ * are only positional when the metadata was unusable.
+ */
+export function toRecordingOffer(offer: SiprecOffer): RecordingOffer {
+  return {
+    sdp: offer.sdp,
+    streams: offer.streams.map((s) => ({
+      mediaIndex: s.mediaIndex,
+      party: s.partyLabel,
+      ...(s.participant && (s.participant.name !== undefined || s.participant.aor !== undefined)
+        ? { participant: { ...(s.participant.name !== undefined ? { name: s.participant.name } : {}), ...(s.participant.aor !== undefined ? { aor: s.participant.aor } : {}) } }
+        : {}),
+    })),
+    ...(offer.metadataError !== undefined ? { metadataWarning: offer.metadataError } : {}),
+  };
+}
+
 /** a=label value → the participant that sends the stream with that label. */
 function sendersByLabel(metadata: RecordingMetadata): Map<string, MetadataParticipant> {
   const participants = new Map(metadata.participants.map((p) => [p.id, p]));
@@ -878,81 +887,6 @@ function assignPartyLabels(drafts: readonly StreamDraft[], previous: SiprecOffer
     take(key, label);
   });
   return drafts.map((d) => byKey.get(partyKey(d)) ?? '');
-}
-
-// ---------------------------------------------------------------------------------------------
-// The answer (rtpengine normally writes it; this is for tests and as a fallback)
-
-const STATIC_ENCODINGS: Readonly<Record<string, string>> = {
-  '0': 'pcmu',
-  '3': 'gsm',
-  '4': 'g723',
-  '8': 'pcma',
-  '9': 'g722',
-  '13': 'cn',
-  '18': 'g729',
-};
-
-/**
- * The recording server's answer: every audio m= line of the offer accepted `recvonly` (or
- * `inactive` where it was offered inactive, as RFC 3264 requires) on its port from `local.ports`,
- * with the offerer's payload type numbers, rtpmaps and fmtps, and the same `a=label`; other media
- * are rejected with port 0. Plain RTP only: SRTP offers are rtpengine's to answer.
- */
-export function buildSiprecAnswer(offer: SiprecOffer, local: SiprecAnswerLocal): string {
-  return guard(() => {
-    const address = local.address;
-    if (typeof address !== 'string' || !/^[0-9A-Za-z.:-]{1,253}$/.test(address)) {
-      throw new SiprecError(`bad local address "${clip(String(address))}"`);
-    }
-    if (local.ports.length !== offer.streams.length) {
-      throw new SiprecError(`the answer needs ${offer.streams.length} ports, one per stream; got ${local.ports.length}`);
-    }
-    for (const port of local.ports) {
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SiprecError(`bad local RTP port ${port}`);
-    }
-    const accept = local.codecs === undefined ? undefined : new Set(local.codecs.map((c) => c.toLowerCase()));
-    const ipVersion = address.includes(':') ? 'IP6' : 'IP4';
-    const sessionId = local.sessionId ?? Math.floor(Date.now() / 1000);
-    const lines = ['v=0', `o=whisperline ${sessionId} ${sessionId} IN ${ipVersion} ${address}`, 's=-', `c=IN ${ipVersion} ${address}`, 't=0 0'];
-
-    for (const m of parseSdp(offer.sdp).media) {
-      const streamAt = offer.streams.findIndex((s) => s.mediaIndex === m.index);
-      const stream = offer.streams[streamAt];
-      if (m.type !== 'audio' || stream === undefined) {
-        lines.push(`m=${m.type} 0 ${m.proto} ${m.formats.join(' ')}`.trimEnd());
-        continue;
-      }
-      const rtpmaps = new Map<string, string>();
-      const fmtps = new Map<string, string>();
-      for (const a of m.attributes) {
-        const target = a.startsWith('rtpmap:') ? rtpmaps : a.startsWith('fmtp:') ? fmtps : undefined;
-        if (!target) continue;
-        const rest = a.slice(a.indexOf(':') + 1);
-        const space = rest.indexOf(' ');
-        if (space > 0) target.set(rest.slice(0, space), rest.slice(space + 1).trim());
-      }
-      const encodingOf = (pt: string): string | undefined => (rtpmaps.get(pt)?.split('/')[0] ?? STATIC_ENCODINGS[pt])?.toLowerCase();
-      const formats = m.formats.filter((pt) => {
-        const encoding = encodingOf(pt);
-        return accept === undefined || (encoding !== undefined && accept.has(encoding));
-      });
-      if (formats.length === 0) {
-        throw new WhisperlineError('CODEC_UNSUPPORTED', `no accepted codec offered on SIPREC m= line ${m.index}`);
-      }
-      const port = m.port === 0 ? 0 : (local.ports[streamAt] ?? 0);
-      lines.push(`m=audio ${port} ${m.proto} ${formats.join(' ')}`);
-      for (const pt of formats) {
-        const rtpmap = rtpmaps.get(pt);
-        if (rtpmap !== undefined) lines.push(`a=rtpmap:${pt} ${rtpmap}`);
-        const fmtp = fmtps.get(pt);
-        if (fmtp !== undefined) lines.push(`a=fmtp:${pt} ${fmtp}`);
-      }
-      if (stream.label !== undefined) lines.push(`a=label:${stream.label}`);
-      lines.push(stream.inactive ? 'a=inactive' : 'a=recvonly');
-    }
-    return `${lines.join('\r\n')}\r\n`;
-  });
 }
 
 // ---------------------------------------------------------------------------------------------

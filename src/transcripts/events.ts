@@ -98,7 +98,9 @@ export type CallEndReason =
   | 'shutdown'
   | 'failed'
   | 'rejected'
-  | 'disconnect';
+  | 'disconnect'
+  /** The source ended by itself (a file read to its end). */
+  | 'completed';
 
 export interface CallParty {
   /** `caller`, `callee`, or a SIPREC participant. */
@@ -113,6 +115,8 @@ export interface CallStartedEvent {
   readonly rule: string;
   readonly labels: readonly string[];
   readonly parties: readonly CallParty[];
+  /** Something about the call's set-up worth knowing (e.g. recording metadata unusable: parties named by position). */
+  readonly warning?: string;
 }
 
 /** Media was renegotiated (re-INVITE): hold, resume, codec change. */

@@ -1,48 +1,19 @@
 import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import type { RecognitionRequest, RecognitionResult, SpeechRecognizer } from '../asr/recognizer.js';
+import { FakeRecognizer, recognition } from '../../test/support/fake-recognizer.js';
 import { WhisperlineError } from '../errors.js';
 import type { Utterance } from '../vad/utterance.js';
 import { SequenceCounter, type PipelineEvent, type TranscriptEvent } from './events.js';
 import { HallucinationFilter } from './filters.js';
 import { PartyTranscriber } from './party-transcriber.js';
 
-/**
- * A fake recognizer (the real whisper.cpp engine runs in test/integration): each request waits
- * until the test settles it, so ordering can be controlled exactly.
- */
-class FakeRecognizer implements SpeechRecognizer {
-  readonly capabilities = { translate: true, wordTimestamps: true, languageDetection: true };
-  readonly requests: { req: RecognitionRequest; resolve: (r: RecognitionResult) => void; reject: (e: Error) => void }[] = [];
-  spare = true;
-
-  recognize(req: RecognitionRequest): Promise<RecognitionResult> {
-    return new Promise((resolve, reject) => {
-      this.requests.push({ req, resolve, reject });
-      req.signal?.addEventListener('abort', () => reject(new WhisperlineError('ASR_ABORTED', 'aborted')));
-    });
-  }
-
-  hasSpareCapacity(): boolean {
-    return this.spare;
-  }
-
-  async close(): Promise<void> {}
-}
-
-const result = (text: string, language = 'en'): RecognitionResult => ({
-  text,
-  language,
-  segments: [{ text, startMs: 0, endMs: 800, noSpeechProb: 0.05, confidence: 0.8, words: [{ text: text.trim(), startMs: 100, endMs: 700, confidence: 0.8 }] }],
-  processingMs: 5,
-  queuedMs: 0,
-});
+const result = recognition;
 
 const loud = (ms: number): Int16Array => Int16Array.from({ length: ms * 16 }, (_, i) => Math.round(8000 * Math.sin(i / 3)));
 const utterance = (startMs: number, ms = 1000): Utterance => ({ party: 'caller', startMs, endMs: startMs + ms, samples: loud(ms), reason: 'silence' });
 const flush = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-function setup(opts: { translate?: boolean; partials?: boolean; open?: () => { startMs: number; samples: Int16Array } | undefined } = {}) {
+function setup(opts: { afterFinal?: (final: TranscriptEvent) => Promise<void>; partials?: boolean; open?: () => { startMs: number; samples: Int16Array } | undefined } = {}) {
   const recognizer = new FakeRecognizer();
   const events: PipelineEvent[] = [];
   const t = new PartyTranscriber({
@@ -51,7 +22,7 @@ function setup(opts: { translate?: boolean; partials?: boolean; open?: () => { s
     language: 'auto',
     partials: opts.partials ?? false,
     partialIntervalMs: 1000,
-    translate: opts.translate ?? false,
+    ...(opts.afterFinal ? { afterFinal: opts.afterFinal } : {}),
     recognizer,
     filter: new HallucinationFilter({ noSpeechThreshold: 0.6, silencePhrases: ['thank you'], lowEnergyDbfs: -45, maxRepeats: 3 }),
     seq: new SequenceCounter(),
@@ -121,28 +92,31 @@ describe('PartyTranscriber', () => {
     expect(t.stats.filtered).toEqual({ 'no-speech': 1 });
   });
 
-  it('follows a final with its English translation', async () => {
-    const { recognizer, events, t } = setup({ translate: true });
+  it('runs afterFinal after each final and before the next one, and drain() waits for it', async () => {
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { recognizer, events, t } = setup({
+      afterFinal: async (final) => {
+        order.push(`after ${final.text}`);
+        if (final.text === 'one') await held;
+      },
+    });
     t.utterance(utterance(0));
-    recognizer.requests[0]!.resolve(result(' hola', 'es'));
+    t.utterance(utterance(2000));
+    recognizer.requests[1]!.resolve(result(' two'));
+    recognizer.requests[0]!.resolve(result(' one'));
     await flush();
-    expect(recognizer.requests[1]!.req).toMatchObject({ task: 'translate', language: 'es', priority: 'final' });
-    recognizer.requests[1]!.resolve(result(' hello'));
+    // The second final is recognised but waits for the first one's afterFinal.
+    expect(events.map((e) => ('text' in e ? e.text : ''))).toEqual(['one']);
+    let drained = false;
+    void t.drain().then(() => (drained = true));
+    await flush();
+    expect(drained).toBe(false);
+    release();
     await t.drain();
-    expect(events.map((e) => [e.kind, e.seq, 'text' in e ? e.text : ''])).toEqual([
-      ['final', 1, 'hola'],
-      ['translation', 2, 'hello'],
-    ]);
-    expect(events[1]).toMatchObject({ finalSeq: 1, sourceLanguage: 'es', language: 'en' });
-  });
-
-  it('does not decode English twice for its translation', async () => {
-    const { recognizer, events, t } = setup({ translate: true });
-    t.utterance(utterance(0));
-    recognizer.requests[0]!.resolve(result(' hello', 'en'));
-    await t.drain();
-    expect(recognizer.requests).toHaveLength(1);
-    expect(events.map((e) => e.kind)).toEqual(['final', 'translation']);
+    expect(events.map((e) => ('text' in e ? e.text : ''))).toEqual(['one', 'two']);
+    expect(order).toEqual(['after one', 'after two']);
   });
 
   it('sends partials only while the engine has spare capacity, and never after the utterance ended', async () => {

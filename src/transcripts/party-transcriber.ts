@@ -12,20 +12,23 @@ export interface PartyTranscriberOptions {
   readonly language: string;
   readonly partials: boolean;
   readonly partialIntervalMs: number;
-  readonly translate: boolean;
   readonly recognizer: SpeechRecognizer;
   readonly filter: HallucinationFilter;
   readonly seq: SequenceCounter;
   readonly emit: (event: PipelineEvent) => void;
   /** The utterance growing right now (from the segmenter), for partials. */
   readonly openUtterance: () => { startMs: number; samples: Int16Array } | undefined;
+  /**
+   * Runs after each final is emitted and before the next one is (e.g. its translation), so what
+   * it emits follows its final; `drain()` waits for it too. It must not reject.
+   */
+  readonly afterFinal?: (final: TranscriptEvent, utterance: Utterance) => Promise<void>;
   readonly logger: Logger;
 }
 
 export interface PartyTranscriberStats {
   finals: number;
   partials: number;
-  translations: number;
   /** Finals whose text the hallucination filter removed, by reason. */
   filtered: Record<string, number>;
   /** Finals the engine could not produce (logged at error). */
@@ -41,11 +44,11 @@ const PROMPT_CHARS = 200;
 
 /**
  * Turns one party's utterances into transcript events: partials of the growing utterance while
- * the engine has spare capacity, a final per utterance, and its translation. Recognition of
- * several finals may overlap (a pool of servers); their events are emitted in utterance order.
+ * the engine has spare capacity, and a final per utterance. Recognition of several finals may
+ * overlap (a pool of servers); their events are emitted in utterance order.
  */
 export class PartyTranscriber {
-  readonly stats: PartyTranscriberStats = { finals: 0, partials: 0, translations: 0, filtered: {}, failedFinals: 0, skippedPartials: 0 };
+  readonly stats: PartyTranscriberStats = { finals: 0, partials: 0, filtered: {}, failedFinals: 0, skippedPartials: 0 };
   private emission: Promise<void> = Promise.resolve();
   private partialTimer: NodeJS.Timeout | undefined;
   private partialInFlight: AbortController | undefined;
@@ -69,7 +72,7 @@ export class PartyTranscriber {
     this.partialTimer.unref();
   }
 
-  /** An utterance ended: its final (and translation) are requested now and emitted in order. */
+  /** An utterance ended: its final is requested now and emitted in order. */
   utterance(u: Utterance): void {
     this.stopPartials();
     this.utteranceNo++;
@@ -87,7 +90,7 @@ export class PartyTranscriber {
     this.emission = this.emission.then(() => this.emitFinal(u, final)).finally(() => this.pending--);
   }
 
-  /** Resolves when every final and translation asked for so far has been emitted (or failed). */
+  /** Resolves when every final asked for so far has been emitted (or failed), `afterFinal` included. */
   drain(): Promise<void> {
     return this.emission;
   }
@@ -156,37 +159,7 @@ export class PartyTranscriber {
     this.stats.finals++;
     this.lastText = verdict.text.slice(-PROMPT_CHARS);
     this.o.emit(final);
-    if (this.o.translate) await this.emitTranslation(u, final);
-  }
-
-  private async emitTranslation(u: Utterance, final: TranscriptEvent): Promise<void> {
-    let text = final.text;
-    // Whisper's translate task yields English; English speech needs no second decode.
-    if (final.language !== 'en') {
-      try {
-        const result = await this.o.recognizer.recognize({ samples: u.samples, language: final.language, task: 'translate', priority: 'final' });
-        const verdict = this.o.filter.apply(result, u.samples);
-        if (!verdict.keep) return;
-        text = verdict.text;
-      } catch (err) {
-        this.o.logger.error({ party: this.o.party, finalSeq: final.seq, err }, 'translation failed');
-        return;
-      }
-    }
-    this.stats.translations++;
-    this.o.emit({
-      callId: this.o.callId,
-      seq: this.o.seq.next(),
-      party: this.o.party,
-      kind: 'translation',
-      finalSeq: final.seq,
-      text,
-      sourceLanguage: final.language,
-      language: 'en',
-      provider: 'whisper',
-      startMs: final.startMs,
-      endMs: final.endMs,
-    });
+    await this.o.afterFinal?.(final, u);
   }
 
   private transcriptEvent(

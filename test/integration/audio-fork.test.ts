@@ -12,60 +12,35 @@ import { performance } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
-import { CallSession } from '../../src/call/call-session.js';
-import type { CallEvent } from '../../src/transcripts/events.js';
+import type { CallSession } from '../../src/call/call-session.js';
+import type { AudioForkPlan, CallRule } from '../../src/call/rule.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
-import type { Config } from '../../src/config/schema.js';
 import { leToPcm, pcmToLe } from '../../src/audio/pcm.js';
+import type { Config } from '../../src/config/schema.js';
+import { audioForkOpener } from '../../src/feeds/audio-fork.js';
 import type { Logger } from '../../src/log.js';
-import { MediaSubscriber } from '../../src/media/subscription.js';
 import type { RtpPacket } from '../../src/media/rtp/packet.js';
-import { RtpengineClient } from '../../src/media/rtpengine/client.js';
-import { RtpReceiver } from '../../src/media/rtp/receiver.js';
-import type { DialplanRule } from '../../src/sip/dialplan.js';
-import type { SiprecOffer } from '../../src/sip/siprec.js';
-import { BatchedVad } from '../../src/vad/batched-vad.js';
+import { toRecordingOffer, type SiprecOffer } from '../../src/sip/siprec.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
+import { newTestCall, startCallHarness, type CallHarness } from '../support/calls.js';
 import { waitFor } from '../support/net.js';
-import { FakeDialer, FakeInboundLeg } from '../support/fake-sip.js';
+import { FakeDialer, RejectingDialer, type FakeInboundLeg } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { twoPartySiprecOffer } from '../support/siprec.js';
-import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { dominantFrequency, rmsDb, sine, toneRatioDb } from '../support/signal.js';
-import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const silent = pino({ level: 'silent' });
+let h: CallHarness;
 let config: Config;
-let rtpe: TestRtpengine;
-let ports: ReturnType<typeof rtpPortRange>;
-let client: RtpengineClient;
-let receiver: RtpReceiver;
-let subscriber: MediaSubscriber;
-let vad: BatchedVad;
-let engine: WhisperEngine;
 
 beforeAll(async () => {
-  config = randomModelConfig();
-  config.transcripts.partials = false;
-  ports = rtpPortRange();
-  rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
-  client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort });
-  receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
-  subscriber = new MediaSubscriber(client, receiver, 'PCMU');
-  vad = await BatchedVad.create(config.vad);
-  vad.start();
-  engine = await startTinyEngine(config, silent);
+  h = await startCallHarness();
+  config = h.config;
 }, 300_000);
 
 afterAll(async () => {
-  vad?.stop();
-  await engine?.close();
-  await vad?.close();
-  receiver?.close();
-  await client?.close();
-  await rtpe?.stop();
-  ports?.release();
+  await h?.close();
 });
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -130,43 +105,32 @@ async function expectForkSocketsClosed(c: Consumer): Promise<void> {
 // ---------------------------------------------------------------------------------------------
 // the call: fake SIP legs, synthetic endpoints
 
-type Fork = NonNullable<DialplanRule['fork']>;
-const forkRule = (action: 'answer' | 'bridge', fork: Partial<Fork> & { url: string }): DialplanRule => ({
-  name: `fork-${action}`,
-  match: { kind: 'any' },
-  action,
-  ...(action === 'bridge' ? { target: 'sip:agents@127.0.0.1' } : {}),
-  labels: ['forked'],
-  fork: { mix: 'stereo', sampleRate: 16000, bidirectional: false, ...fork },
-});
+const forkRule = (action: 'answer' | 'bridge', options: Partial<AudioForkPlan> & { url: string }): CallRule => {
+  const fork: AudioForkPlan = { mix: 'stereo', sampleRate: 16000, bidirectional: false, ...options };
+  return action === 'bridge'
+    ? { name: `fork-${action}`, action, target: 'sip:agents@127.0.0.1', labels: ['forked'], fork }
+    : { name: `fork-${action}`, action, labels: ['forked'], fork };
+};
 
 async function newCall(
-  rule: DialplanRule,
+  rule: CallRule,
   options: { dialer?: OutboundDialer; logger?: Logger; caller?: RtpEndpoint; offer?: SiprecOffer; forkOut?: Config['feeds']['fork'] } = {},
-): Promise<{ session: CallSession; leg: FakeInboundLeg; caller: RtpEndpoint; events: CallEvent[] }> {
+): Promise<{ session: CallSession; leg: FakeInboundLeg; caller: RtpEndpoint; events: () => CallEvent[] }> {
   const caller = options.caller ?? (await new RtpEndpoint('PCMU').open());
   cleanups.push(() => caller.close());
-  const leg = new FakeInboundLeg(`fork-${Math.random().toString(36).slice(2)}`, caller, options.offer?.sdp);
-  const events: CallEvent[] = [];
-  const session = new CallSession({
-    inbound: leg,
-    rule,
-    rtpengine: client,
-    receiver,
-    subscriber,
-    vad,
-    recognizer: engine,
-    vadConfig: config.vad,
-    transcripts: config.transcripts,
+  const services = h.services({
     logger: options.logger ?? silent,
-    onEvent: (e) => events.push(e),
-    forkOut: options.forkOut ?? config.feeds.fork,
-    forkMetadata: { from: '"Alice" <sip:alice@example.com>', to: '<sip:line@example.com>' },
-    ...(options.dialer ? { dialer: options.dialer } : {}),
-    ...(options.offer ? { siprec: options.offer } : {}),
+    audioForks: audioForkOpener(options.forkOut ?? config.feeds.fork),
   });
-  cleanups.push(() => session.close('hangup'));
-  return { session, leg, caller, events };
+  const call = await newTestCall(h, rule, {
+    caller,
+    services,
+    callId: `fork-${Math.random().toString(36).slice(2)}`,
+    ...(options.dialer ? { dialer: options.dialer } : {}),
+    ...(options.offer ? { recording: toRecordingOffer(options.offer) } : {}),
+  });
+  cleanups.push(() => call.session.close('hangup'));
+  return call;
 }
 
 /** 20 ms PCMU payloads of a tone. */
@@ -211,9 +175,9 @@ function heard(ep: RtpEndpoint, at: number[], from: number, to = Infinity): { to
 const count = (xs: number[], v: number): number => xs.filter((x) => x === v).length;
 
 async function expectReleased(): Promise<void> {
-  await waitFor('no rtpengine session', async () => (await rtpe.numSessions()) === 0, 3000);
-  expect(receiver.openPorts).toBe(0);
-  expect(receiver.openSinks).toBe(0);
+  await waitFor('no rtpengine session', async () => (await h.rtpe.numSessions()) === 0, 3000);
+  expect(h.receiver.openPorts).toBe(0);
+  expect(h.receiver.openSinks).toBe(0);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -238,8 +202,9 @@ describe('audio fork out: call audio to the consumer', () => {
     expect(conn.protocol).toBe('audio.jambonz.org');
     expect(conn.all[0]).toEqual({
       callSid: leg.callId,
-      from: '"Alice" <sip:alice@example.com>',
-      to: '<sip:line@example.com>',
+      from: leg.from,
+      to: leg.to,
+      requestUri: leg.requestUri,
       direction: 'inbound',
       parties: ['caller', 'callee'],
       channels: ['caller', 'callee'],
@@ -473,8 +438,8 @@ describe('audio fork out: every ending path', () => {
     await expect(starting).rejects.toThrow(/ended while starting/);
     await cancelling;
     // A bridge whose callee is busy.
-    const busy = await newCall(forkRule('bridge', { url: c.url }), { dialer: { dial: async () => Promise.reject(new Error('486 Busy Here')) } });
-    await expect(busy.session.start()).rejects.toThrow('486');
+    const busy = await newCall(forkRule('bridge', { url: c.url }), { dialer: new RejectingDialer(486, 'Busy Here') });
+    await expect(busy.session.start()).rejects.toMatchObject({ code: 'CALLEE_REJECTED' });
     await sleep(100);
     expect(c.connections).toHaveLength(0);
     await expectReleased();
@@ -503,7 +468,7 @@ describe('audio fork out: every ending path', () => {
     const bob = await new RtpEndpoint('PCMU').open();
     cleanups.push(() => bob.close());
     const offer = twoPartySiprecOffer(alice, bob);
-    const rule: DialplanRule = { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: [], fork: { url: c.url, mix: 'stereo', sampleRate: 8000, bidirectional: true } };
+    const rule: CallRule = { name: 'recorder', action: 'siprec', labels: [], fork: { url: c.url, mix: 'stereo', sampleRate: 8000, bidirectional: true } };
     const { session, leg } = await newCall(rule, { caller: alice, offer });
     await session.start();
     await Promise.all([alice.send(leg.answered!, tone(440, 1500), 0x111, 0), bob.send(leg.answered!, tone(1000, 1500), 0x222, 1)]);

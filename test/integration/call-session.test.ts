@@ -1,54 +1,33 @@
 /**
  * CallSession against a real rtpengine, real VAD and real whisper.cpp (tiny model), with
  * synthetic RTP endpoints standing in for both SIP parties and fake SIP legs driving the session
- * through its signalling port (drachtio is not needed for what is tested here). Every ending path
- * must leave rtpengine with no session and the gateway with no socket.
+ * through its signalling port (the drachtio suite covers the real SIP stack). Every ending path
+ * must leave rtpengine with no session and the gateway with no socket, and every call, the ones
+ * that fail during set-up included, publishes call.started … call.ended.
  */
-import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
 import { CallRegistry } from '../../src/call/registry.js';
-import { CallSession } from '../../src/call/call-session.js';
-import type { CallEvent } from '../../src/transcripts/events.js';
+import type { CallRule } from '../../src/call/rule.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
-import type { Config } from '../../src/config/schema.js';
-import { MediaSubscriber } from '../../src/media/subscription.js';
-import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
-import type { DialplanRule } from '../../src/sip/dialplan.js';
-import type { SiprecOffer } from '../../src/sip/siprec.js';
-import { BatchedVad } from '../../src/vad/batched-vad.js';
-import { FakeDialer, FakeInboundLeg } from '../support/fake-sip.js';
+import { MediaSubscriber } from '../../src/media/subscription.js';
+import { toRecordingOffer } from '../../src/sip/siprec.js';
+import type { CallEvent } from '../../src/transcripts/events.js';
+import { pino } from 'pino';
+import { newTestCall, startCallHarness, type CallHarness } from '../support/calls.js';
+import { FakeDialer, RejectingDialer } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
-import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
-import { randomModelConfig, startTinyEngine } from '../support/whisper.js';
 
 const log = pino({ level: 'silent' });
-let config: Config;
-let rtpe: TestRtpengine;
-let ports: ReturnType<typeof rtpPortRange>;
-let client: RtpengineClient;
-let receiver: RtpReceiver;
-let subscriber: MediaSubscriber;
-let vad: BatchedVad;
-let engine: WhisperEngine;
+let h: CallHarness;
 let speechPcmu: Uint8Array[];
 
 beforeAll(async () => {
-  config = randomModelConfig();
-  config.transcripts.partials = false;
-  ports = rtpPortRange();
-  rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
-  client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort });
-  receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
-  subscriber = new MediaSubscriber(client, receiver, 'PCMU');
-  vad = await BatchedVad.create(config.vad);
-  vad.start();
-  engine = await startTinyEngine(config, log);
+  h = await startCallHarness();
   const speech = await speechFixture({ sentences: ['I would like to check my balance.'], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
   const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
   speechPcmu = [];
@@ -56,46 +35,14 @@ beforeAll(async () => {
 }, 300_000);
 
 afterAll(async () => {
-  vad?.stop();
-  await engine?.close();
-  await vad?.close();
-  receiver?.close();
-  await client?.close();
-  await rtpe?.stop();
-  ports?.release();
+  await h?.close();
 });
 
-const answerRule: DialplanRule = { name: 'line', match: { kind: 'any' }, action: 'answer', labels: ['test'], parties: { caller: { label: 'customer', transcribe: true } } };
-const bridgeRule: DialplanRule = { name: 'agents', match: { kind: 'any' }, action: 'bridge', target: 'sip:agents@127.0.0.1', labels: [] };
+const answerRule: CallRule = { name: 'line', action: 'answer', labels: ['test'], parties: { caller: { label: 'customer', transcribe: true } } };
+const bridgeRule: CallRule = { name: 'agents', action: 'bridge', target: 'sip:agents@127.0.0.1', labels: [] };
 
-async function newCall(
-  rule: DialplanRule,
-  dialer?: OutboundDialer,
-  recording?: { caller: RtpEndpoint; offer: SiprecOffer },
-): Promise<{ session: CallSession; leg: FakeInboundLeg; events: CallEvent[]; caller: RtpEndpoint }> {
-  const caller = recording?.caller ?? (await new RtpEndpoint('PCMU').open());
-  const leg = new FakeInboundLeg(`call-${Math.random().toString(36).slice(2)}`, caller, recording?.offer.sdp);
-  const events: CallEvent[] = [];
-  const session = new CallSession({
-    inbound: leg,
-    rule,
-    rtpengine: client,
-    receiver,
-    subscriber,
-    vad,
-    recognizer: engine,
-    vadConfig: config.vad,
-    transcripts: config.transcripts,
-    logger: log,
-    onEvent: (e) => events.push(e),
-    ...(dialer ? { dialer } : {}),
-    ...(recording ? { siprec: recording.offer } : {}),
-  });
-  return { session, leg, events, caller };
-}
-
-async function expectReleased(): Promise<void> {
-  expect(await rtpe.numSessions()).toBe(0);
+async function expectReleased(receiver: RtpReceiver = h.receiver): Promise<void> {
+  expect(await h.rtpe.numSessions()).toBe(0);
   expect(receiver.openPorts).toBe(0);
   expect(receiver.openSinks).toBe(0);
 }
@@ -103,23 +50,25 @@ async function expectReleased(): Promise<void> {
 const finalsOf = (events: CallEvent[], party: string): CallEvent[] => events.filter((e) => e.kind === 'final' && 'party' in e && e.party === party);
 
 describe('CallSession against a real rtpengine', () => {
-  it('answers a call, transcribes the caller, and ends cleanly on the caller\'s BYE', async () => {
-    const { session, leg, events, caller } = await newCall(answerRule);
+  it("answers a call, transcribes the caller, and ends cleanly on the caller's BYE", async () => {
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
     await session.start();
     expect(session.state.name).toBe('active');
     expect(leg.answered).toContain('m=audio');
     await caller.send(leg.answered!, speechPcmu);
     await session.remoteBye('caller');
     caller.close();
-    const kinds = events.map((e) => e.kind);
+    const all = events();
+    const kinds = all.map((e) => e.kind);
     expect(kinds[0]).toBe('call.started');
-    expect(events[0]).toMatchObject({ rule: 'line', labels: ['test'], parties: [{ name: 'caller', label: 'customer' }] });
-    expect(finalsOf(events, 'caller').length).toBeGreaterThanOrEqual(1);
+    expect(all[0]).toMatchObject({ rule: 'line', labels: ['test'], parties: [{ name: 'caller', label: 'customer' }] });
+    expect(finalsOf(all, 'caller').length).toBeGreaterThanOrEqual(1);
     expect(kinds.slice(-2)).toEqual(['ended', 'call.ended']);
-    const ended = events.at(-1)!;
+    const ended = all.at(-1)!;
     expect(ended).toMatchObject({ reason: 'bye-caller' });
+    expect(ended).not.toHaveProperty('sipStatus');
     expect((ended as { parties: Record<string, { packets: number }> }).parties.caller!.packets).toBeGreaterThan(50);
-    expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
+    expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
     expect(leg.byes).toBe(0);
     expect(session.state).toMatchObject({ name: 'closed', reason: 'bye-caller' });
     await expectReleased();
@@ -127,7 +76,7 @@ describe('CallSession against a real rtpengine', () => {
 
   it('bridges to a callee, transcribes both parties, and hangs up the caller when the callee says BYE', async () => {
     const dialer = new FakeDialer();
-    const { session, leg, events, caller } = await newCall(bridgeRule, dialer);
+    const { session, leg, events, caller } = await newTestCall(h, bridgeRule, { dialer });
     await session.start();
     await Promise.all([caller.send(leg.answered!, speechPcmu), dialer.callee!.send(dialer.offer!, speechPcmu)]);
     // Each endpoint heard the other through rtpengine.
@@ -136,16 +85,16 @@ describe('CallSession against a real rtpengine', () => {
     await session.remoteBye('callee');
     caller.close();
     dialer.callee!.close();
-    expect(finalsOf(events, 'caller').length).toBeGreaterThanOrEqual(1);
-    expect(finalsOf(events, 'callee').length).toBeGreaterThanOrEqual(1);
+    expect(finalsOf(events(), 'caller').length).toBeGreaterThanOrEqual(1);
+    expect(finalsOf(events(), 'callee').length).toBeGreaterThanOrEqual(1);
     expect(leg.byes).toBe(1);
     expect(dialer.byes).toBe(0);
-    expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-callee' });
+    expect(events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-callee' });
     await expectReleased();
   }, 60_000);
 
   it('passes hold and resume re-INVITEs through rtpengine and keeps transcribing after resume', async () => {
-    const { session, leg, events, caller } = await newCall(answerRule);
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
     await session.start();
     const holdAnswer = await session.reinvite('caller', caller.sdp(5).replace('a=sendrecv', 'a=sendonly'));
     expect(holdAnswer).toMatch(/a=recvonly/);
@@ -154,20 +103,21 @@ describe('CallSession against a real rtpengine', () => {
     await caller.send(resumeAnswer, speechPcmu);
     await session.remoteBye('caller');
     caller.close();
-    const updates = events.filter((e) => e.kind === 'call.updated');
+    const updates = events().filter((e) => e.kind === 'call.updated');
     expect(updates).toMatchObject([
       { by: 'caller', hold: true },
       { by: 'caller', hold: false },
     ]);
-    // The fork was subscribed afresh and the caller's speech after the resume was transcribed.
-    expect(finalsOf(events, 'caller').length).toBeGreaterThanOrEqual(1);
+    // The subscription was renewed and the caller's speech after the resume was transcribed.
+    expect(finalsOf(events(), 'caller').length).toBeGreaterThanOrEqual(1);
     expect(leg.answered).toBeDefined();
     await expectReleased();
   }, 60_000);
 
-  it('refuses a re-INVITE before the call is up', async () => {
-    const { session, caller } = await newCall(answerRule);
-    await expect(session.reinvite('caller', caller.sdp())).rejects.toThrow(/re-INVITE refused/);
+  it('refuses a re-INVITE before the call is up, with a typed error', async () => {
+    const { session, caller } = await newTestCall(h, answerRule);
+    await expect(session.reinvite('caller', caller.sdp())).rejects.toMatchObject({ code: 'CALL_STATE', message: expect.stringMatching(/re-INVITE refused/) });
+    await session.close('hangup');
     caller.close();
   });
 
@@ -175,8 +125,8 @@ describe('CallSession against a real rtpengine', () => {
     const alice = await new RtpEndpoint('PCMU').open();
     const bob = await new RtpEndpoint('PCMU').open();
     const siprec = twoPartySiprecOffer(alice, bob);
-    const recorder: DialplanRule = { name: 'recorder', match: { kind: 'siprec' }, action: 'siprec', labels: ['recording'] };
-    const { session, leg, events } = await newCall(recorder, undefined, { caller: alice, offer: siprec });
+    const recorder: CallRule = { name: 'recorder', action: 'siprec', labels: ['recording'] };
+    const { session, leg, events } = await newTestCall(h, recorder, { caller: alice, recording: toRecordingOffer(siprec) });
     await session.start();
     // The SRS answers every stream recvonly, keeping the labels.
     expect(leg.answered!.match(/a=recvonly/g)).toHaveLength(2);
@@ -188,24 +138,25 @@ describe('CallSession against a real rtpengine', () => {
     // Updated metadata (Bob's line transferred to Carol): the party keeps its name, the update says who sends now.
     const transferred = twoPartySiprecOffer(alice, bob, {
       metadata: TWO_PARTY_METADATA.replace('<name>Bob</name>', '<name>Carol</name>').replace('sip:bob@', 'sip:carol@'),
-      previous: session.siprecOffer!,
+      previous: siprec,
     });
-    await session.reinvite('caller', transferred.sdp, transferred);
+    await session.reinvite('caller', transferred.sdp, toRecordingOffer(transferred));
     await session.remoteBye('caller');
     alice.close();
     bob.close();
-    expect(events[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', parties: [{ name: 'Alice' }, { name: 'Bob' }] });
-    expect(finalsOf(events, 'Alice').length).toBeGreaterThanOrEqual(1);
-    expect(finalsOf(events, 'Bob').length).toBeGreaterThanOrEqual(1);
-    const updates = events.filter((e) => e.kind === 'call.updated');
+    const all = events();
+    expect(all[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', parties: [{ name: 'Alice' }, { name: 'Bob' }] });
+    expect(finalsOf(all, 'Alice').length).toBeGreaterThanOrEqual(1);
+    expect(finalsOf(all, 'Bob').length).toBeGreaterThanOrEqual(1);
+    const updates = all.filter((e) => e.kind === 'call.updated');
     expect(updates[0]).toMatchObject({ hold: true });
     expect(updates[1]).toMatchObject({ hold: false, participants: [{ party: 'Alice', name: 'Alice' }, { party: 'Bob', name: 'Carol', aor: 'sip:carol@example.com' }] });
-    expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(all.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
     await expectReleased();
   }, 60_000);
 
-  it('CANCEL before the answer: nothing is answered, nothing is left behind', async () => {
-    const { session, leg, events, caller } = await newCall(answerRule);
+  it('CANCEL before the answer: nothing answered, nothing left behind, and the abandoned call is on record (487)', async () => {
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
     let release!: () => void;
     leg.gate = new Promise((r) => (release = r));
     const starting = session.start();
@@ -213,36 +164,103 @@ describe('CallSession against a real rtpengine', () => {
     await new Promise((r) => setTimeout(r, 50)); // the offer and the local answer are in rtpengine
     const cancelled = session.cancel();
     release();
-    await expect(starting).rejects.toThrow(/ended while starting \(cancel\)/);
+    await expect(starting).rejects.toMatchObject({ code: 'CALL_ENDED', message: expect.stringMatching(/ended while starting \(cancel\)/) });
     await cancelled;
     caller.close();
     expect(leg.rejected).toBeUndefined(); // the SIP stack answers CANCEL with 487 itself
-    expect(events).toEqual([]);
+    expect(events().map((e) => e.kind)).toEqual(['call.started', 'ended', 'call.ended']);
+    expect(events().at(-1)).toMatchObject({ reason: 'cancel', sipStatus: 487, durationMs: 0 });
     await expectReleased();
   });
 
-  it('a failure after the offer but before the 200 OK rejects the INVITE and releases everything', async () => {
-    const { session, leg, caller } = await newCall(answerRule);
+  it('a failure after the offer but before the 200 OK rejects the INVITE (500) and releases everything', async () => {
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
     leg.failAnswer = true;
-    await expect(session.start()).rejects.toThrow('no ACK');
+    await expect(session.start()).rejects.toMatchObject({ code: 'SIGNALLING_FAILED' });
     caller.close();
-    expect(leg.rejected).toEqual({ status: 500, reason: 'Server Internal Error' });
-    expect(session.state).toMatchObject({ name: 'closed', reason: 'failed' });
+    expect(leg.rejected).toMatchObject({ status: 500, reason: 'Server Internal Error' });
+    expect(session.state).toMatchObject({ name: 'closed', reason: 'failed', sipStatus: 500 });
+    expect(events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'failed', sipStatus: 500, error: { code: 'SIGNALLING_FAILED' } });
     await expectReleased();
   });
 
-  it('a bridge whose callee cannot be reached fails the call cleanly', async () => {
-    const failing: OutboundDialer = { dial: async () => Promise.reject(new Error('486 Busy Here')) };
-    const { session, leg, caller } = await newCall(bridgeRule, failing);
-    await expect(session.start()).rejects.toThrow('486 Busy Here');
+  it("relays a busy callee's 486 to the caller, and the failed call is on record with its status", async () => {
+    const { session, leg, events, caller } = await newTestCall(h, { ...bridgeRule, labels: ['queue-a'] }, { dialer: new RejectingDialer(486, 'Busy Here') });
+    await expect(session.start()).rejects.toMatchObject({ code: 'CALLEE_REJECTED' });
     caller.close();
-    expect(leg.rejected?.status).toBe(500);
+    expect(leg.rejected).toEqual({ status: 486, reason: 'Busy Here', headers: {} });
+    const all = events();
+    expect(all[0]).toMatchObject({ kind: 'call.started', rule: 'agents', labels: ['queue-a'] });
+    expect(all.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'failed', sipStatus: 486, durationMs: 0, error: { code: 'CALLEE_REJECTED' } });
+    await expectReleased();
+  });
+
+  it("relays a 603 Decline; a callee's 503 becomes 500 so the caller's proxy does not take the gateway out of service", async () => {
+    for (const [status, reason, relayed] of [
+      [603, 'Decline', 603],
+      [480, 'Temporarily Unavailable', 480],
+      [503, 'Service Unavailable', 500],
+    ] as const) {
+      const { session, leg, caller } = await newTestCall(h, bridgeRule, { dialer: new RejectingDialer(status, reason) });
+      await expect(session.start()).rejects.toMatchObject({ code: 'CALLEE_REJECTED' });
+      caller.close();
+      expect(leg.rejected?.status).toBe(relayed);
+    }
+    await expectReleased();
+  });
+
+  it('ports exhausted: 503 with Retry-After before anything is answered; the call is on record', async () => {
+    // A receiver with one RTP port, already taken: the call's sink cannot open.
+    const port = await freePortRange();
+    const tiny = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: port, portMax: port, reorderWindowMs: 60 });
+    const squatter = await tiny.openParty(new Map(), { audio: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined });
+    const services = { ...h.services(), receiver: tiny, subscriber: new MediaSubscriber(h.client, tiny, 'PCMU') };
+    const { session, leg, events, caller } = await newTestCall(h, answerRule, { services });
+    await expect(session.start()).rejects.toMatchObject({ code: 'PORTS_EXHAUSTED', retryable: true });
+    caller.close();
+    expect(leg.answered).toBeUndefined();
+    expect(leg.rejected).toEqual({ status: 503, reason: 'Service Unavailable', headers: { 'Retry-After': '5' } });
+    expect(events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'failed', sipStatus: 503, error: { code: 'PORTS_EXHAUSTED' } });
+    squatter.close();
+    expect(await h.rtpe.numSessions()).toBe(0);
+    expect(tiny.openPorts).toBe(0);
+    expect(tiny.openSinks).toBe(0);
+    tiny.close();
+  });
+
+  it('an offer that cannot be parsed: 488 with a Warning saying what is wrong, nothing reaches rtpengine', async () => {
+    const offers: [string, RegExp][] = [
+      ['this is not SDP', /does not start with v=0/],
+      ['v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio abc RTP/AVP 0\r\n', /m= line 1 is malformed/],
+      ['v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n', /offers no audio stream/],
+    ];
+    for (const [offer, why] of offers) {
+      const { session, leg, events, caller } = await newTestCall(h, answerRule, { offer });
+      await expect(session.start()).rejects.toMatchObject({ code: 'SDP_INVALID' });
+      caller.close();
+      expect(leg.rejected?.status).toBe(488);
+      expect(leg.rejected?.reason).toBe('Not Acceptable Here');
+      expect(leg.rejected?.headers.Warning).toMatch(/^399 whisperline ".*"$/);
+      expect(leg.rejected?.headers.Warning).toMatch(why);
+      expect(events().at(-1)).toMatchObject({ kind: 'call.ended', sipStatus: 488, error: { code: 'SDP_INVALID' } });
+    }
+    await expectReleased();
+  });
+
+  it('an offer rtpengine itself refuses is answered 488 too (RTPENGINE_SDP)', async () => {
+    // Well-formed lines the gateway passes on, an address rtpengine cannot parse: its "Failed to parse SDP".
+    const offer = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 999.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n';
+    const { session, leg, caller } = await newTestCall(h, answerRule, { offer });
+    await expect(session.start()).rejects.toMatchObject({ code: 'RTPENGINE_SDP' });
+    caller.close();
+    expect(leg.rejected?.status).toBe(488);
+    expect(leg.rejected?.headers.Warning).toMatch(/^399 whisperline "rtpengine offer failed: Failed to parse SDP"$/);
     await expectReleased();
   });
 
   it('shutdown drain: new calls get 503, live calls are ended after the grace period', async () => {
     const registry = new CallRegistry({ maxCalls: 10, logger: log });
-    const { session, leg, events, caller } = await newCall(answerRule);
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
     expect(registry.admit()).toEqual({ ok: true });
     registry.add(session);
     await session.start();
@@ -252,17 +270,58 @@ describe('CallSession against a real rtpengine', () => {
     caller.close();
     expect(registry.size).toBe(0);
     expect(leg.byes).toBe(1);
-    expect(events.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'shutdown' });
+    expect(events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'shutdown' });
     await expectReleased();
   });
 
   it('refuses calls beyond maxCalls with 503', async () => {
     const registry = new CallRegistry({ maxCalls: 1, logger: log });
-    const { session } = await newCall(answerRule);
+    const { session, caller } = await newTestCall(h, answerRule);
     registry.add(session);
     expect(registry.admit()).toMatchObject({ ok: false, status: 503, reason: 'Too Many Calls', retryAfterSec: 5 });
     await session.close('hangup');
     await session.ended;
+    caller.close();
     expect(registry.admit()).toEqual({ ok: true });
   });
+
+  it('a bridge whose dialer fails without a SIP status: 480, and a caller that goes away mid-dial cancels the outbound INVITE', async () => {
+    const unreachable: OutboundDialer = { dial: async () => Promise.reject(new Error('ECONNREFUSED')) };
+    const a = await newTestCall(h, bridgeRule, { dialer: unreachable });
+    await expect(a.session.start()).rejects.toMatchObject({ code: 'CALLEE_UNREACHABLE' });
+    a.caller.close();
+    expect(a.leg.rejected?.status).toBe(480);
+
+    let aborted = false;
+    const ringing: OutboundDialer = {
+      dial: (_t, _o, _i, signal) =>
+        new Promise((_resolve, reject) =>
+          signal.addEventListener('abort', () => {
+            aborted = true;
+            reject(new Error('487 Request Terminated'));
+          }),
+        ),
+    };
+    const b = await newTestCall(h, bridgeRule, { dialer: ringing });
+    const starting = b.session.start();
+    while (b.session.state.name === 'new') await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 50));
+    await b.session.cancel();
+    await expect(starting).rejects.toMatchObject({ code: 'CALL_ENDED' });
+    b.caller.close();
+    expect(aborted).toBe(true);
+    expect(b.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'cancel', sipStatus: 487 });
+    await expectReleased();
+  });
 });
+
+/** An even UDP port (the RTP receiver binds even ports) that nothing listens on right now. */
+async function freePortRange(): Promise<number> {
+  const { createSocket } = await import('node:dgram');
+  for (;;) {
+    const s = createSocket('udp4');
+    const port = await new Promise<number>((resolve) => s.bind(0, '127.0.0.1', () => resolve(s.address().port)));
+    await new Promise<void>((r) => s.close(() => r()));
+    if (port % 2 === 0) return port;
+  }
+}

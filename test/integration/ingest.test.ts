@@ -25,6 +25,7 @@ import { TokenAuth } from '../../src/http/auth.js';
 import { CallEventHub } from '../../src/transcripts/event-hub.js';
 import { GatewayHttpServer } from '../../src/http/server.js';
 import { AudioIngest } from '../../src/ingest/index.js';
+import { SpeechRuntime } from '../../src/pipeline/speech-runtime.js';
 import { SupervisorFeed } from '../../src/feeds/supervisor.js';
 import type { TranscriptEvent } from '../../src/transcripts/events.js';
 import { TranscriptStore } from '../../src/transcripts/store.js';
@@ -45,6 +46,7 @@ let store: TranscriptStore;
 let storeDir: string;
 let hub: CallEventHub;
 let ingest: AudioIngest;
+let speech: SpeechRuntime;
 let server: GatewayHttpServer;
 let feed: SupervisorFeed;
 const SUPERVISOR_TOKEN = 'integration-supervisor-token-0123456789';
@@ -73,12 +75,9 @@ beforeAll(async () => {
   vad = await BatchedVad.create(config.vad);
   vad.start();
   engine = await startTinyEngine(config, log);
+  speech = new SpeechRuntime({ vad, recognizerFor: () => engine, vadConfig: config.vad, transcripts: config.transcripts, publish: (e) => hub.publish(e) });
   ingest = new AudioIngest({
-    hub,
-    vad,
-    recognizer: engine,
-    vadConfig: config.vad,
-    transcripts: config.transcripts,
+    speech,
     config: { apiKeys: [KEY], maxConnections: 64, labels: ['ingest', 'test'] },
     logger: log,
     options: { maxPayloadBytes: MAX_PAYLOAD },
@@ -323,11 +322,7 @@ describe('audio ingest with real VAD and whisper.cpp', () => {
 
   it('refuses connections over maxConnections with 503', async () => {
     const limited = new AudioIngest({
-      hub,
-      vad,
-      recognizer: engine,
-      vadConfig: config.vad,
-      transcripts: config.transcripts,
+      speech,
       config: { apiKeys: [], maxConnections: 2, labels: [] },
       logger: log,
     });

@@ -10,7 +10,7 @@ import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
 import type { Config } from '../../src/config/schema.js';
 import { CallPipeline } from '../../src/pipeline/call-pipeline.js';
 import { KeywordAlerts } from '../../src/transcripts/alerts.js';
-import type { PipelineEvent, TranscriptEvent } from '../../src/transcripts/events.js';
+import { SequenceCounter, type PipelineEvent, type TranscriptEvent } from '../../src/transcripts/events.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
 import { speechFixture, type SpeechFixture } from '../support/speech.js';
 import { feedRealtime, toFrames } from '../support/realtime.js';
@@ -50,7 +50,7 @@ describe('speech pipeline with real VAD and whisper.cpp', () => {
     const events: PipelineEvent[] = [];
     // A pattern that matches every text (the tiny model's words are random): one alert per final.
     const alerts = new KeywordAlerts([{ name: 'every-final', pattern: '^', party: 'customer', severity: 'info' }]);
-    const pipeline = new CallPipeline({ callId: 'call-rt', vad, recognizer: engine, vadConfig: config.vad, transcripts: config.transcripts, logger: log, alerts, onEvent: (e) => events.push(e) });
+    const pipeline = new CallPipeline({ callId: 'call-rt', vad, recognizer: engine, vadConfig: config.vad, transcripts: config.transcripts, logger: log, alerts, seq: new SequenceCounter(), emit: (e) => events.push(e) });
     const caller = pipeline.addParty('caller', { label: 'customer' });
     const callee = pipeline.addParty('callee');
     vad.start();
@@ -104,7 +104,8 @@ describe('speech pipeline with real VAD and whisper.cpp', () => {
       vadConfig: config.vad,
       transcripts: { ...config.transcripts, partials: false },
       logger: log,
-      onEvent: (e) => events.push(e),
+      seq: new SequenceCounter(),
+      emit: (e) => events.push(e),
     });
     const caller = pipeline.addParty('caller');
     // Hang up in the middle of the second sentence.

@@ -230,7 +230,10 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     expect(caller.code, caller.out).toBe(0);
     expect(callee.code, callee.out).toBe(0);
     await waitFor('no live calls', () => gateway.registry.size === 0);
-    expect(events.slice(before)).toEqual([]);
+    // The abandoned call is on record: started and ended with the 487 the caller got.
+    await waitFor('call.ended', () => events.slice(before).some((e) => e.kind === 'call.ended'));
+    expect(events.slice(before).map((e) => e.kind)).toEqual(['call.started', 'ended', 'call.ended']);
+    expect(events.at(-1)).toMatchObject({ reason: 'cancel', sipStatus: 487 });
     expect(await rtpe.numSessions()).toBe(0);
     expect(gateway.receiver.openPorts).toBe(0);
   }, 60_000);

@@ -20,14 +20,13 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WhisperEngine } from '../../src/asr/whisper/engine.js';
-import type { CallEvent } from '../../src/transcripts/events.js';
 import type { Config, SupervisorConfig } from '../../src/config/schema.js';
 import { TokenAuth } from '../../src/http/auth.js';
 import { CallEventHub } from '../../src/transcripts/event-hub.js';
 import { historyRoutes } from '../../src/http/history.js';
 import { GatewayHttpServer } from '../../src/http/server.js';
 import { SupervisorFeed } from '../../src/feeds/supervisor.js';
-import { CallPipeline } from '../../src/pipeline/call-pipeline.js';
+import { SpeechRuntime } from '../../src/pipeline/speech-runtime.js';
 import { KeywordAlerts } from '../../src/transcripts/alerts.js';
 import { TranscriptStore } from '../../src/transcripts/store.js';
 import { BatchedVad } from '../../src/vad/batched-vad.js';
@@ -148,12 +147,11 @@ describe('supervisor page in a browser', () => {
     expect(upgrades[0]!.search).not.toContain('cursor=');
 
     const alerts = new KeywordAlerts([{ name: 'every-final', pattern: '^', severity: 'warning' }]);
-    const pipeline = new CallPipeline({ callId: CALL_ID, vad, recognizer: engine, vadConfig: config.vad, transcripts: config.transcripts, logger: log, alerts, onEvent: (e) => hub.publish(e) });
-    const started: CallEvent = { kind: 'call.started', callId: CALL_ID, seq: pipeline.seq.next(), rule: 'support', labels: ['queue-a'], parties: [{ name: 'caller', label: 'customer' }, { name: 'callee', label: 'agent' }] };
-    hub.publish(started);
-    const caller = pipeline.addParty('caller', { label: 'customer' });
-    const callee = pipeline.addParty('callee', { label: 'agent' });
-    const startedAt = Date.now();
+    const runtime = new SpeechRuntime({ vad, recognizerFor: () => engine, vadConfig: config.vad, transcripts: config.transcripts, alerts, publish: (e) => hub.publish(e) });
+    const transcript = runtime.openCall({ callId: CALL_ID, rule: 'support', labels: ['queue-a'], logger: log });
+    transcript.start([{ name: 'caller', label: 'customer' }, { name: 'callee', label: 'agent' }]);
+    const caller = transcript.addParty('caller', { label: 'customer' });
+    const callee = transcript.addParty('callee', { label: 'agent' });
     vad.start();
     let page2: Page | undefined;
     try {
@@ -214,11 +212,10 @@ describe('supervisor page in a browser', () => {
       await page.screenshot({ path: SCREENSHOT });
 
       await talking;
-      await pipeline.end('hangup');
+      await transcript.end({ reason: 'bye-caller' });
     } finally {
       vad.stop();
     }
-    hub.publish({ kind: 'call.ended', callId: CALL_ID, seq: pipeline.seq.next(), reason: 'bye-caller', durationMs: Date.now() - startedAt, parties: {} });
 
     // Every stored final exactly once, in both pages, after the drop and the mid-call load.
     const finals = storedFinals();

@@ -51,7 +51,10 @@ describe('whisperline transcribe', () => {
     expect(finals.filter((e) => e.party === 'caller').map((e) => Math.round(e.startMs! / 1000))).toEqual(caller.sentences.map((s) => Math.round((s.startMs - 300) / 1000)));
     expect(finals.filter((e) => e.party === 'callee')).toHaveLength(1);
     expect(events.every((e) => e.callId === 'call.wav')).toBe(true);
-    expect(events[events.length - 1]!.kind).toBe('ended');
+    // The same lifecycle as a live call: started with its parties, the last finals, then ended.
+    expect(events[0]).toMatchObject({ kind: 'call.started', rule: 'file', parties: [{ name: 'caller' }, { name: 'callee' }] });
+    expect(events.slice(-2).map((e) => e.kind)).toEqual(['ended', 'call.ended']);
+    expect(events.at(-1)).toMatchObject({ reason: 'completed' });
   }, 120_000);
 
   it('fails clearly when the model is missing', async () => {

@@ -1,17 +1,27 @@
 /**
  * Fakes of the SIP legs a CallSession drives, for suites that test calls against the real
- * rtpengine without drachtio (which is not packaged here). The media is real: each leg's SDP
- * names a synthetic RTP endpoint.
+ * rtpengine without drachtio. The media is real: each leg's SDP names a synthetic RTP endpoint.
+ * The final response of an unanswered call is the SIP edge's own mapping (`sip/errors.ts`), so
+ * what a fake leg records is what drachtio would have sent.
  */
-import type { InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import { CalleeRejectedError } from '../../src/call/errors.js';
+import type { CallEnding, InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import { WhisperlineError } from '../../src/errors.js';
+import { finalResponseFor, type SipFinalResponse } from '../../src/sip/errors.js';
 import { RtpEndpoint } from './rtp-endpoint.js';
 
 /** The caller's SIP leg as the session sees it (a fake: no SIP stack). */
 export class FakeInboundLeg implements InboundLeg {
   readonly fromTag = 'caller-tag';
   readonly offer: string;
+  readonly from = '"Alice" <sip:alice@example.com>;tag=caller-tag';
+  readonly to = '<sip:line@example.com>';
+  readonly requestUri = 'sip:line@example.com';
   answered: string | undefined;
-  rejected: { status: number; reason?: string } | undefined;
+  /** The final response the SIP edge sent for an unanswered call. */
+  rejected: SipFinalResponse | undefined;
+  /** How the session ended the unanswered call (reason and typed cause). */
+  ending: CallEnding | undefined;
   byes = 0;
   /** The answer waits for this (a slow ACK, to end a call while it is being answered). */
   gate: Promise<void> = Promise.resolve();
@@ -28,14 +38,18 @@ export class FakeInboundLeg implements InboundLeg {
 
   async answer(sdp: string): Promise<void> {
     await this.gate;
-    if (this.failAnswer) throw new Error('no ACK');
+    if (this.failAnswer) throw new WhisperlineError('SIGNALLING_FAILED', 'no ACK');
     this.answered = sdp;
   }
 
   async progress(): Promise<void> {}
 
-  async reject(status: number, reason?: string): Promise<void> {
-    this.rejected = { status, ...(reason ? { reason } : {}) };
+  async reject(ending: CallEnding): Promise<number | undefined> {
+    this.ending = ending;
+    const response = finalResponseFor(ending);
+    if (!response) return undefined;
+    this.rejected = response;
+    return response.status;
   }
 
   async bye(): Promise<void> {
@@ -63,5 +77,17 @@ export class FakeDialer implements OutboundDialer {
     this.offer = offer;
     this.onCallee?.(callee);
     return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => void this.byes++, modify: async () => callee.sdp(4) };
+  }
+}
+
+/** A callee that answers the outbound INVITE with a final error response (as drachtio's dialer reports it). */
+export class RejectingDialer implements OutboundDialer {
+  constructor(
+    private readonly status: number,
+    private readonly reason: string,
+  ) {}
+
+  async dial(): Promise<OutboundLeg> {
+    throw new CalleeRejectedError(this.status, this.reason);
   }
 }

@@ -54,7 +54,7 @@ export function resolveModel(model: string, modelDir: string): string {
     return path;
   }
   if (!MODEL_CATALOG.has(model)) {
-    throw new ModelError('MODEL_MISSING', `unknown model "${model}" (known: ${[...MODEL_CATALOG.keys()].join(', ')}; or give a path to a ggml file)`);
+    throw new ModelError('MODEL_UNKNOWN', `unknown model "${model}" (known: ${[...MODEL_CATALOG.keys()].join(', ')}; or give a path to a ggml file)`);
   }
   const path = join(modelDir, modelFileName(model));
   if (!existsSync(path)) {

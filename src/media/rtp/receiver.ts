@@ -1,5 +1,6 @@
 import type { Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
+import { WhisperlineError } from '../../errors.js';
 import { RtpPartyStream, type MediaSink, type PartyRtpStats } from './party-stream.js';
 import type { PayloadMap } from './payload-map.js';
 import { RtpPortPool } from './port-pool.js';
@@ -51,7 +52,7 @@ export class RtpReceiver {
   }
 
   async openParty(payloadMap: PayloadMap, sink: MediaSink): Promise<RtpPartyPort> {
-    if (this.closed) throw new Error('RtpReceiver is closed');
+    if (this.closed) throw new WhisperlineError('MEDIA_CLOSED', 'the RTP receiver is closed');
     const { socket, port } = await this.pool.bind();
     try {
       socket.setRecvBufferSize(this.options.recvBufferBytes ?? 256 * 1024);
@@ -88,7 +89,7 @@ export class RtpReceiver {
    * gateway through the caller's subscription). Counts what arrives. `close()` is idempotent.
    */
   async openSink(): Promise<{ readonly address: string; readonly port: number; readonly packets: () => number; close(): void }> {
-    if (this.closed) throw new Error('RtpReceiver is closed');
+    if (this.closed) throw new WhisperlineError('MEDIA_CLOSED', 'the RTP receiver is closed');
     const { socket, port } = await this.pool.bind();
     let packets = 0;
     socket.on('message', () => void packets++);

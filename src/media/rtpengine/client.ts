@@ -89,6 +89,12 @@ export interface RtpengineClientCounters {
   readonly malformedReplies: number;
 }
 
+/**
+ * The `error-reason`s with which rtpengine refuses an SDP it cannot use (rtpengine 10.5's own
+ * strings: they are its wire protocol): code RTPENGINE_SDP, which the SIP edge answers 488.
+ */
+const SDP_REASONS: ReadonlySet<string> = new Set(['Failed to parse SDP', 'Incomplete SDP specification', 'Error rewriting SDP']);
+
 /** rtpengine answered `result: "error"` (or `load limit`). Branch on `code`, show `errorReason`. */
 export class RtpengineError extends WhisperlineError {
   /** rtpengine's `error-reason`, verbatim (e.g. "Unknown call-id"). */
@@ -97,7 +103,7 @@ export class RtpengineError extends WhisperlineError {
   readonly command: string;
 
   constructor(command: string, errorReason: string, options: { retryable?: boolean } = {}) {
-    super('RTPENGINE_ERROR', `rtpengine ${command} failed: ${errorReason}`, options);
+    super(SDP_REASONS.has(errorReason) ? 'RTPENGINE_SDP' : 'RTPENGINE_ERROR', `rtpengine ${command} failed: ${errorReason}`, options);
     this.command = command;
     this.errorReason = errorReason;
   }

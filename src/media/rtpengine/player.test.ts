@@ -17,7 +17,7 @@ class FakeRtpengine implements PlayerControl {
   stopMedia: PlayerControl['stopMedia'] = async (request) => {
     this.record('stop media', request);
     if (this.failStop) throw new Error('Unknown call-id');
-    return { result: 'ok' };
+    return { result: 'ok', 'last-frame-pos': 220 };
   };
   blockMedia: PlayerControl['blockMedia'] = async (request) => {
     this.record('block media', request);
@@ -37,7 +37,7 @@ describe('RtpenginePlayer', () => {
     expect(player.maxChunkSamples % 160).toBe(0);
     expect(player.maxChunkSamples * 2 + 44).toBeLessThanOrEqual(MAX_BLOB_BYTES);
     const pcm = new Int16Array(3840).fill(1234);
-    expect(await player.play(pcm, 8000)).toEqual({ durationMs: 480 });
+    expect(await player.play(pcm)).toEqual({ durationMs: 480 });
     const [{ command, request }] = rtpengine.sent as [{ command: string; request: Record<string, unknown> }];
     expect(command).toBe('play media');
     expect(request['call-id']).toBe('c1');
@@ -45,21 +45,21 @@ describe('RtpenginePlayer', () => {
     const wav = parseWav(request.blob as Uint8Array);
     expect(wav.sampleRate).toBe(8000);
     expect(wav.channels[0]).toEqual(pcm);
-    await expect(player.play(new Int16Array(player.maxChunkSamples + 160), 8000)).rejects.toThrow(RangeError);
+    await expect(player.play(new Int16Array(player.maxChunkSamples + 160))).rejects.toThrow(RangeError);
   });
 
   it('blocks the other party before the first chunk and unblocks it on stop, even when stop media fails', async () => {
     const rtpengine = new FakeRtpengine();
     const player = new RtpenginePlayer({ rtpengine, callId: 'c1', listenerTag: 'A', otherTag: 'B' });
-    await player.play(new Int16Array(160), 8000);
-    await player.play(new Int16Array(160), 8000);
+    await player.play(new Int16Array(160));
+    await player.play(new Int16Array(160));
     rtpengine.failStop = true;
     await expect(player.stop()).rejects.toThrow('Unknown call-id');
     expect(rtpengine.sent.map((s) => s.command)).toEqual(['block media', 'play media', 'play media', 'stop media', 'unblock media']);
     expect(rtpengine.sent[0]!.request).toEqual({ 'call-id': 'c1', 'from-tag': 'B', 'to-tag': 'A' });
-    // Stopping again does not unblock twice.
+    // Stopping again does not unblock twice; rtpengine's last frame position is passed on.
     rtpengine.failStop = false;
-    await player.stop();
+    expect(await player.stop()).toEqual({ positionMs: 220 });
     expect(rtpengine.sent.at(-1)!.command).toBe('stop media');
   });
 });

@@ -1,23 +1,28 @@
 /**
- * Playing audio into a live call, for the audio fork's `playAudio` and bidirectional streaming.
+ * Audio played into one leg of a call by rtpengine `play media`.
  *
- * The fork drives playback chunk by chunk: `play` starts one chunk (replacing whatever plays
- * now) and resolves once it has started, with its length; the fork starts the next chunk when
- * that time has elapsed, and calls `stop` when its queue runs dry or the consumer kills playback.
+ * The call's playback owner drives it chunk by chunk: `play` starts one chunk (replacing whatever
+ * plays now) and resolves once rtpengine has started it, with its length; the owner starts the
+ * next chunk when that time has elapsed, and calls `stop` when its queue runs dry or playback is
+ * interrupted.
  */
 import type { Logger } from '../../log.js';
-import type { RtpengineClient } from './client.js';
 import { encodeWav } from '../../audio/wav.js';
+import type { RtpengineClient } from './client.js';
 
-export interface CallPlayer {
-  /** The rate the player wants its audio at; the fork resamples to it. */
+/** A media server that plays audio chunks into one leg. */
+export interface MediaPlayer {
+  /** The rate the player wants its audio at; callers resample to it. */
   readonly sampleRate: number;
   /** The most samples (at `sampleRate`) one `play` may carry. */
   readonly maxChunkSamples: number;
-  /** Starts playing `pcm16` now, replacing what plays; resolves once started, with its length. */
-  play(pcm16: Int16Array, sampleRate: number): Promise<{ durationMs: number }>;
-  /** Stops what plays (if anything) and gives the listener the call's own audio back. */
-  stop(): Promise<void>;
+  /** Starts playing `pcm` (at `sampleRate`) now, replacing what plays; resolves once started, with its length. */
+  play(pcm: Int16Array): Promise<{ readonly durationMs: number }>;
+  /**
+   * Stops what plays (if anything) and gives the listener the call's own audio back. Resolves
+   * with how far into the last chunk playback had got, when the media server says.
+   */
+  stop(): Promise<{ readonly positionMs?: number }>;
 }
 
 /** The rtpengine commands the player uses. */
@@ -27,13 +32,14 @@ export interface RtpenginePlayerOptions {
   readonly rtpengine: PlayerControl;
   /** rtpengine call-id (the SIP Call-ID). */
   readonly callId: string;
-  /** Tag of the party who hears the audio (`play media`'s from-tag): the caller. */
+  /** Tag of the party who hears the audio (`play media`'s from-tag). */
   readonly listenerTag: string;
   /**
-   * Tag of the party the listener otherwise hears (a bridge's callee): blocked while audio plays,
-   * as a prompt replaces the far end on a PBX, or the listener gets both streams interleaved (two
-   * SSRCs). rtpengine 10.5 ignores the `to-tag` of `block media` and blocks all of that party's
-   * media, its forks included: its transcription and fork channel are silent while audio plays.
+   * Tag of the party the listener otherwise hears (a bridge's other party): blocked while audio
+   * plays, as a prompt replaces the far end on a PBX, or the listener gets both streams
+   * interleaved (two SSRCs). rtpengine 10.5 ignores the `to-tag` of `block media` and blocks all
+   * of that party's media, its subscriptions included: its transcription and audio-stream channel
+   * are silent while audio plays.
    */
   readonly otherTag?: string;
   /** Rate of the WAV blobs sent (default 8000: rtpengine resamples 16 kHz blobs for 8 kHz legs and loses each blob's last packet doing it). */
@@ -50,9 +56,10 @@ const WAV_HEADER_BYTES = 44;
 
 /**
  * Plays audio into one party's leg with rtpengine `play media`, each chunk sent as a 16-bit PCM
- * WAV blob that rtpengine decodes and encodes to the leg's codec.
+ * WAV blob in the request (so rtpengine need not share a filesystem with the gateway), which
+ * rtpengine decodes and encodes to the leg's codec.
  */
-export class RtpenginePlayer implements CallPlayer {
+export class RtpenginePlayer implements MediaPlayer {
   readonly sampleRate: number;
   readonly maxChunkSamples: number;
   private blocked = false;
@@ -64,9 +71,9 @@ export class RtpenginePlayer implements CallPlayer {
     this.maxChunkSamples = Math.floor((MAX_BLOB_BYTES - WAV_HEADER_BYTES) / 2 / packet) * packet;
   }
 
-  async play(pcm16: Int16Array, sampleRate: number): Promise<{ durationMs: number }> {
+  async play(pcm: Int16Array): Promise<{ durationMs: number }> {
     const { rtpengine, callId, listenerTag, otherTag } = this.options;
-    if (pcm16.length * 2 + WAV_HEADER_BYTES > MAX_BLOB_BYTES) throw new RangeError(`play chunk of ${pcm16.length} samples exceeds ${MAX_BLOB_BYTES} bytes`);
+    if (pcm.length > this.maxChunkSamples) throw new RangeError(`play chunk of ${pcm.length} samples exceeds ${this.maxChunkSamples}`);
     if (otherTag && !this.blocked) {
       this.blocked = true;
       try {
@@ -76,16 +83,18 @@ export class RtpenginePlayer implements CallPlayer {
         this.options.logger?.warn({ err }, 'could not block the far end during playback');
       }
     }
-    const reply = await rtpengine.playMedia({ 'call-id': callId, 'from-tag': listenerTag, blob: encodeWav(pcm16, sampleRate) });
-    return { durationMs: reply.duration ?? Math.round((pcm16.length * 1000) / sampleRate) };
+    const reply = await rtpengine.playMedia({ 'call-id': callId, 'from-tag': listenerTag, blob: encodeWav(pcm, this.sampleRate) });
+    return { durationMs: reply.duration ?? Math.round((pcm.length * 1000) / this.sampleRate) };
   }
 
-  async stop(): Promise<void> {
+  async stop(): Promise<{ positionMs?: number }> {
     const { rtpengine, callId, listenerTag, otherTag } = this.options;
     let failure: unknown;
+    let positionMs: number | undefined;
     try {
       // rtpengine 10.5 answers ok when nothing plays.
-      await rtpengine.stopMedia({ 'call-id': callId, 'from-tag': listenerTag });
+      const reply = await rtpengine.stopMedia({ 'call-id': callId, 'from-tag': listenerTag });
+      positionMs = reply['last-frame-pos'];
     } catch (err) {
       failure = err;
     }
@@ -94,5 +103,6 @@ export class RtpenginePlayer implements CallPlayer {
       await rtpengine.unblockMedia({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
     }
     if (failure) throw failure;
+    return positionMs === undefined ? {} : { positionMs };
   }
 }

@@ -1,0 +1,60 @@
+/**
+ * What a call gets: the call level's part of a dialplan rule. The SIP edge matches an INVITE
+ * against the dialplan and hands the session one of these; how the rule was matched (request
+ * URI, headers, source) is the dialplan's business, not the call's.
+ */
+
+/** Per-party plan: how a party is named on the feed and how its speech is transcribed. */
+export interface PartyPlan {
+  /** Shown with every transcript line of this party (e.g. customer, agent). */
+  readonly label?: string;
+  readonly transcribe: boolean;
+  /** 'auto' or an ISO 639-1 code; overrides the rule's and the configuration's. */
+  readonly language?: string;
+  /** Translate this party's finals (to English). */
+  readonly translate?: boolean;
+}
+
+/** An audio fork out (a WebSocket stream in the jambonz `listen` format) for each of the rule's calls. */
+export interface AudioForkPlan {
+  /** ws:// or wss:// URL of the consumer. */
+  readonly url: string;
+  readonly mix: 'mono' | 'mixed' | 'stereo';
+  readonly sampleRate: 8000 | 16000;
+  /** Binary L16 frames from the consumer are played into the call. */
+  readonly bidirectional: boolean;
+}
+
+interface CallRuleCommon {
+  readonly name: string;
+  /** Free labels (queue, tenant...) that supervisor scopes select calls by. */
+  readonly labels: readonly string[];
+  /** Parties by name (`caller`, `callee`); absent: the action's parties, all transcribed. */
+  readonly parties?: Readonly<Record<string, PartyPlan>>;
+  readonly language?: string;
+  /** Whisper model for this rule's calls (started on first use). */
+  readonly model?: string;
+  readonly partials?: boolean;
+  readonly translate?: boolean;
+  readonly fork?: AudioForkPlan;
+}
+
+/** The gateway is the called party: it answers and transcribes the caller. */
+export interface AnswerRule extends CallRuleCommon {
+  readonly action: 'answer';
+}
+
+/** A B2BUA to `target`: both legs anchored, both parties transcribed. */
+export interface BridgeRule extends CallRuleCommon {
+  readonly action: 'bridge';
+  /** sip: or sips: URI the outbound leg is sent to. */
+  readonly target: string;
+}
+
+/** A SIPREC recording server: each recorded stream is one party. */
+export interface RecordingRule extends CallRuleCommon {
+  readonly action: 'siprec';
+}
+
+export type CallRule = AnswerRule | BridgeRule | RecordingRule;
+export type CallAction = CallRule['action'];

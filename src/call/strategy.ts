@@ -1,0 +1,69 @@
+/**
+ * One strategy per call action (answer, bridge, recording), behind one small interface: the
+ * session orders the lifecycle (acquire, run, close), the strategy knows how its action reaches
+ * the other side and what the connected call holds.
+ */
+import type { Logger } from '../log.js';
+import type { CallAnchor } from '../media/anchor.js';
+import type { RtpReceiver } from '../media/rtp/receiver.js';
+import type { CallEndReason, CallUpdatedEvent } from '../transcripts/events.js';
+import type { CallMedia } from './call-media.js';
+import type { PlaybackTarget } from './playback.js';
+import type { RecordingOffer } from './recording.js';
+import type { CallRule } from './rule.js';
+import type { InboundLeg } from './signalling.js';
+
+export type Side = 'caller' | 'callee';
+
+/** What a strategy gets from its session: the call's identity, its resources and its owner's hooks. */
+export interface CallContext {
+  readonly callId: string;
+  readonly rule: CallRule;
+  readonly inbound: InboundLeg;
+  readonly anchor: CallAnchor;
+  readonly media: CallMedia;
+  readonly receiver: RtpReceiver;
+  readonly log: Logger;
+  /** Aborted when the call starts closing: set-up work in progress (an outbound INVITE) is cancelled. */
+  readonly signal: AbortSignal;
+  /** Registers a release step, run by `close()` in reverse order of registration. */
+  defer(what: string, run: () => unknown): void;
+  /** Throws CALL_ENDED when the call has started closing while `what` was under way. */
+  checkOpen(what: string): void;
+  /** Whether the rule transcribes this party (its media is tapped). */
+  transcribes(party: string): boolean;
+}
+
+/** A renegotiation's result: the SDP answer for the side that sent the offer, and what changed. */
+export interface Renegotiation {
+  readonly answer: string;
+  readonly hold: boolean;
+  readonly participants?: CallUpdatedEvent['participants'];
+}
+
+/** A call that is up: what it holds, and what it can do until it ends. */
+export interface ConnectedCall {
+  /** The parties whose media can be tapped, in channel order (caller first). */
+  readonly parties: readonly string[];
+  /** The rtpengine tag of each leg that can hear playback (none for a recording). */
+  readonly playbackTags: Readonly<Partial<Record<PlaybackTarget, string>>>;
+  /** Left and right channels of an audio fork out. */
+  readonly channels: readonly [string | undefined, string | undefined];
+  /** Something about the set-up worth reporting with `call.started`. */
+  readonly warning?: string;
+  /** A re-INVITE from one side (hold, resume, codec change, new recording metadata). */
+  reinvite(from: Side, offer: string, update?: RecordingOffer): Promise<Renegotiation>;
+  /** The far side's part of the ending (BYE to a bridge's callee unless it sent one). */
+  hangUp(reason: CallEndReason): Promise<void>;
+}
+
+export interface CallStrategy {
+  /**
+   * Anchors the call, reaches the other side, taps the media of the parties the rule transcribes
+   * and only then answers the caller: a call the gateway cannot transcribe (RTP ports exhausted,
+   * a subscription rtpengine refuses) is refused, not answered silent. Rejects with a
+   * WhisperlineError: CALL_ENDED when the call closed meanwhile, else what failed. Releases what
+   * it acquired on failure itself, or registers it with `ctx.defer`.
+   */
+  connect(ctx: CallContext): Promise<ConnectedCall>;
+}
