@@ -204,7 +204,7 @@ export class LegPlayback {
         positionMs = await this.stopPlayer();
       }
       if (started) {
-        const playedMs = this.positionOf(head, positionMs);
+        const playedMs = Math.round(this.positionOf(head, positionMs));
         stopped = { ...(head.options.id !== undefined ? { id: head.options.id } : {}), ...(head.options.owner !== undefined ? { owner: head.options.owner } : {}), playedMs };
       }
     }

@@ -30,6 +30,10 @@ export interface CallSummary {
   readonly startedAt: number;
   readonly endedAt: number | null;
   readonly endReason: string | null;
+  /** The SIP final status of a call that ended unanswered (486 relayed from a busy callee, 503...). */
+  readonly endStatus: number | null;
+  /** What failed (`code`, `message`) for a call that ended `failed`. */
+  readonly endError: { readonly code: string; readonly message: string } | null;
   readonly durationMs: number | null;
   /** In progress on this gateway now. */
   readonly live: boolean;
@@ -73,6 +77,8 @@ export function callSummary(call: CallRecord, live: boolean): CallSummary {
     startedAt: call.startedAt,
     endedAt: call.endedAt ?? null,
     endReason: call.endReason ?? null,
+    endStatus: call.endStatus ?? null,
+    endError: call.endError ?? null,
     durationMs: call.durationMs ?? null,
     live,
   };

@@ -50,6 +50,34 @@ function recordCall(store: TranscriptStore, events: CallEvent[], at = T0): void 
 }
 
 describe('TranscriptStore', () => {
+  it('keeps how a call that failed during set-up ended: its reason, SIP status and error', () => {
+    const store = open('failed.db');
+    store.record({ kind: 'call.started', callId: 'busy', seq: 1, rule: 'agents', labels: ['queue-a'], parties: [{ name: 'caller' }] }, T0);
+    store.record({ kind: 'ended', callId: 'busy', seq: 2, reason: 'failed' }, T0 + 30);
+    store.record({ kind: 'call.ended', callId: 'busy', seq: 3, reason: 'failed', durationMs: 0, sipStatus: 486, error: { code: 'CALLEE_REJECTED', message: 'the callee answered 486 Busy Here' }, parties: {} }, T0 + 31);
+    expect(store.call('busy')).toMatchObject({ rule: 'agents', endReason: 'failed', endStatus: 486, endError: { code: 'CALLEE_REJECTED' }, durationMs: 0, endedAt: T0 + 31 });
+    expect(store.listCalls({ limit: 10, labels: ['queue-a'] }).map((c) => [c.id, c.endStatus])).toEqual([['busy', 486]]);
+    // An answered call has neither.
+    for (const e of syntheticCall('answered')) store.record(e, T0 + 1000);
+    expect(store.call('answered')).toMatchObject({ endReason: 'bye-caller', endStatus: undefined, endError: undefined });
+  });
+
+  it('migrates a schema version 1 file in place, keeping its calls', async () => {
+    const path = join(dir, 'v1.db');
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);
+      CREATE TABLE calls (id TEXT PRIMARY KEY, rule TEXT, labels TEXT NOT NULL DEFAULT '[]', started_at INTEGER NOT NULL, ended_at INTEGER,
+        end_reason TEXT, duration_ms INTEGER, parties TEXT NOT NULL DEFAULT '[]', stats TEXT);
+      INSERT INTO calls (id, rule, started_at, ended_at, end_reason, duration_ms) VALUES ('old', 'line', ${T0}, ${T0 + 5000}, 'bye-caller', 5000);`);
+    db.close();
+    const store = TranscriptStore.open(path);
+    stores.push(store);
+    expect(store.call('old')).toMatchObject({ rule: 'line', endReason: 'bye-caller', endStatus: undefined });
+    store.record({ kind: 'call.ended', callId: 'new', seq: 1, reason: 'failed', durationMs: 0, sipStatus: 503, parties: {} }, T0 + 9000);
+    expect(store.call('new')?.endStatus).toBe(503);
+  });
+
   it('creates its directories and file, in WAL mode', () => {
     const path = join(dir, 'nested', 'deeper', 'a.db');
     const s = TranscriptStore.open(path);

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import type { CallEndReason, CallEvent, CallParty } from './events.js';
+import type { CallEndReason, CallEvent, CallFailure, CallParty } from './events.js';
 import { WhisperlineError } from '../errors.js';
 
 /**
@@ -19,7 +19,7 @@ import { WhisperlineError } from '../errors.js';
  * nothing (neither the event nor the call row).
  */
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS calls (
   ended_at    INTEGER,
   end_reason  TEXT,
   duration_ms INTEGER,
+  end_status  INTEGER,
+  end_error   TEXT,
   parties     TEXT NOT NULL DEFAULT '[]',
   stats       TEXT
 );
@@ -57,6 +59,12 @@ CREATE TABLE IF NOT EXISTS events (
   UNIQUE (call_id, seq)
 );
 `;
+
+/** Steps from each older schema version to the next one (index = the version they leave). */
+const MIGRATIONS: Readonly<Record<number, string>> = {
+  // v2: the SIP status and the error of a call that ended during set-up.
+  1: `ALTER TABLE calls ADD COLUMN end_status INTEGER; ALTER TABLE calls ADD COLUMN end_error TEXT;`,
+};
 
 const DAY_MS = 86_400_000;
 
@@ -85,6 +93,10 @@ export interface CallRecord {
   readonly startedAt: number;
   readonly endedAt: number | undefined;
   readonly endReason: CallEndReason | undefined;
+  /** The SIP final status of a call that ended unanswered (486, 503, 487...). */
+  readonly endStatus: number | undefined;
+  /** What failed, for calls that ended `failed`. */
+  readonly endError: CallFailure | undefined;
   readonly durationMs: number | undefined;
   /** Per-party RTP statistics from `call.ended`. */
   readonly stats: Readonly<Record<string, unknown>> | undefined;
@@ -116,6 +128,8 @@ interface CallRow {
   ended_at: number | null;
   end_reason: string | null;
   duration_ms: number | null;
+  end_status: number | null;
+  end_error: string | null;
   stats: string | null;
 }
 
@@ -157,7 +171,7 @@ export class TranscriptStore {
       startCall: p(`INSERT INTO calls (id, rule, labels, started_at, parties) VALUES (@callId, @rule, @labels, @at, @parties)
         ON CONFLICT (id) DO UPDATE SET rule = excluded.rule, labels = excluded.labels, parties = excluded.parties,
           started_at = min(started_at, excluded.started_at)`),
-      endCall: p(`UPDATE calls SET ended_at = @at, end_reason = @reason, duration_ms = @durationMs, stats = @stats WHERE id = @callId`),
+      endCall: p(`UPDATE calls SET ended_at = @at, end_reason = @reason, duration_ms = @durationMs, end_status = @status, end_error = @error, stats = @stats WHERE id = @callId`),
       upsertParty: p(`INSERT INTO parties (call_id, name, label) VALUES (@callId, @name, @label)
         ON CONFLICT (call_id, name) DO UPDATE SET label = coalesce(excluded.label, label)`),
       ensureParty: p(`INSERT OR IGNORE INTO parties (call_id, name, label) VALUES (@callId, @name, NULL)`),
@@ -192,6 +206,9 @@ export class TranscriptStore {
         if (version === null) db.prepare('INSERT INTO schema_version (version) VALUES (?)').run(SCHEMA_VERSION);
         else if (version > SCHEMA_VERSION) {
           throw new WhisperlineError('CONFIG_INVALID', `transcript store ${path} has schema version ${version}, newer than this whisperline (${SCHEMA_VERSION})`);
+        } else if (version < SCHEMA_VERSION) {
+          for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+          db.prepare('UPDATE schema_version SET version = ?').run(SCHEMA_VERSION);
         }
       }).immediate();
     } catch (err) {
@@ -241,7 +258,15 @@ export class TranscriptStore {
         for (const p of event.parties) this.stmt.upsertParty.run({ callId, name: p.name, label: p.label ?? null });
         break;
       case 'call.ended':
-        this.stmt.endCall.run({ callId, at, reason: event.reason, durationMs: event.durationMs, stats: JSON.stringify(event.parties) });
+        this.stmt.endCall.run({
+          callId,
+          at,
+          reason: event.reason,
+          durationMs: event.durationMs,
+          status: event.sipStatus ?? null,
+          error: event.error ? JSON.stringify(event.error) : null,
+          stats: JSON.stringify(event.parties),
+        });
         break;
       default:
         break;
@@ -305,6 +330,8 @@ export class TranscriptStore {
       startedAt: row.started_at,
       endedAt: row.ended_at ?? undefined,
       endReason: (row.end_reason as CallEndReason | null) ?? undefined,
+      endStatus: row.end_status ?? undefined,
+      endError: row.end_error === null ? undefined : (JSON.parse(row.end_error) as CallFailure),
       durationMs: row.duration_ms ?? undefined,
       stats: row.stats === null ? undefined : (JSON.parse(row.stats) as Record<string, unknown>),
     };

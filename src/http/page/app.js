@@ -400,6 +400,7 @@ class LiveCall {
     this.startedAt = undefined;
     this.ended = false;
     this.endReason = null;
+    this.endStatus = null;
     this.durationMs = undefined;
     /** seqs applied (dedup across replay, history fetch and live) */
     this.seen = new Set();
@@ -490,7 +491,7 @@ class LiveCall {
     let text = 'Live';
     if (this.ended) {
       state = 'ended';
-      text = this.endReason ? `Ended (${this.endReason})` : 'Ended';
+      text = this.endReason ? `Ended (${endText(this.endReason, this.endStatus)})` : 'Ended';
     } else {
       const holding = Object.entries(this.hold)
         .filter(([, v]) => v)
@@ -587,6 +588,7 @@ class LiveCall {
     if (this.ended) return;
     this.ended = true;
     this.endReason = ev ? str(ev.reason) || null : null;
+    this.endStatus = ev ? num(ev.sipStatus) ?? null : null;
     if (ev && num(ev.durationMs) !== undefined) this.durationMs = ev.durationMs;
     else if (this.startedAt !== undefined) this.durationMs = Date.now() - this.startedAt;
     this.transcript.dropPartials();
@@ -858,13 +860,19 @@ function markHistoryStale() {
   historyState.stale = true;
 }
 
+/** How a call ended, for people: `bye-caller`, or `failed, SIP 486` for a call refused during set-up. */
+function endText(reason, status) {
+  const code = num(status);
+  return code !== undefined ? `${reason}, SIP ${code}` : reason;
+}
+
 function historyItem(c) {
   const parties = new Parties();
   for (const p of Array.isArray(c.parties) ? c.parties : []) if (p && typeof p.name === 'string') parties.get(p.name, p.label);
   const facts = [
     c.rule ? `rule ${c.rule}` : null,
     c.live ? 'live now' : num(c.durationMs) !== undefined ? clock(c.durationMs) : null,
-    !c.live && c.endReason ? c.endReason : null,
+    !c.live && c.endReason ? endText(c.endReason, c.endStatus) : null,
   ].filter(Boolean);
   const button = h(
     'button',
@@ -977,7 +985,8 @@ function renderDetail(detail, c, events) {
     ['Labels', Array.isArray(c.labels) && c.labels.length > 0 ? c.labels.join(', ') : '—'],
     ['Started', formatDate(c.startedAt)],
     ['Duration', c.live ? 'in progress' : num(c.durationMs) !== undefined ? clock(c.durationMs) : '—'],
-    ['Ended', c.live ? '—' : c.endReason ?? '—'],
+    ['Ended', c.live ? '—' : c.endReason ? endText(c.endReason, c.endStatus) : '—'],
+    ...(c.endError && typeof c.endError.message === 'string' ? [['Why', c.endError.message]] : []),
   ];
   detail.replaceChildren(
     h('h3', { class: 'detail-heading', tabindex: '-1' }, 'Call ', h('span', { class: 'call-id', text: c.id })),

@@ -20,7 +20,9 @@ export interface MediaPlayer {
   play(pcm: Int16Array): Promise<{ readonly durationMs: number }>;
   /**
    * Stops what plays (if anything) and gives the listener the call's own audio back. Resolves
-   * with how far into the last chunk playback had got, when the media server says.
+   * with how far into the last chunk playback had got, when the media server says (rtpengine
+   * 10.5 reports `last-frame-pos` for file playback, not for blobs: the caller then measures it
+   * from when the chunk started).
    */
   stop(): Promise<{ readonly positionMs?: number }>;
 }
