@@ -1,11 +1,9 @@
-import { ModelRouter } from './asr/model-router.js';
+import { startRecognizers } from './asr/provider.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
-import { WhisperEngine, type WhisperEngineStats } from './asr/whisper/engine.js';
-import { downloadModel, isModelPath, ModelError, resolveModel } from './asr/whisper/models.js';
-import { ensureWhisperServer } from './asr/whisper/whisper-build.js';
+import type { WhisperEngineStats } from './asr/whisper/engine.js';
 import { CallSession, type CallServices } from './call/call-session.js';
 import { CallRegistry } from './call/registry.js';
-import type { AsrConfig, Config } from './config/schema.js';
+import type { Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';
 import { audioForkOpener, ForkTotals } from './feeds/audio-fork.js';
 import { SupervisorFeed } from './feeds/supervisor.js';
@@ -41,31 +39,6 @@ export interface SpeechEngines {
 }
 
 /**
- * The configured model as a file: a path is used as it is; a catalogue name is downloaded into
- * `asr.modelDir` on first use (a fresh machine), with progress in the log.
- */
-export async function ensureModel(asr: AsrConfig, log: Logger): Promise<string> {
-  try {
-    return resolveModel(asr.model, asr.modelDir);
-  } catch (err) {
-    // Only a catalogue model that is not downloaded yet is fetched; a bad path or name fails now.
-    if (!(err instanceof ModelError) || err.code !== 'MODEL_MISSING' || isModelPath(asr.model)) throw err;
-  }
-  log.info({ model: asr.model, modelDir: asr.modelDir }, 'downloading Whisper model');
-  let lastTenth = -1;
-  return downloadModel(asr.model, {
-    modelDir: asr.modelDir,
-    baseUrl: asr.modelBaseUrl,
-    onProgress: ({ receivedBytes, totalBytes }) => {
-      const tenth = totalBytes ? Math.floor((10 * receivedBytes) / totalBytes) : -1;
-      if (tenth === lastTenth) return;
-      lastTenth = tenth;
-      log.info({ model: asr.model, receivedBytes, totalBytes }, 'model download progress');
-    },
-  });
-}
-
-/**
  * Starts the speech engines: Silero VAD ticking in real time, whisper-server processes (built once
  * from the bundled whisper.cpp source) or remote servers. `realtime: false` leaves the VAD loop
  * off for callers that drain it themselves (files).
@@ -73,29 +46,18 @@ export async function ensureModel(asr: AsrConfig, log: Logger): Promise<string> 
 export async function startSpeech(config: Config, log: Logger, options: { realtime?: boolean } = {}): Promise<SpeechEngines> {
   const vad = await BatchedVad.create(config.vad);
   try {
-    const remote = config.asr.servers.length > 0;
-    const modelPath = remote ? '' : await ensureModel(config.asr, log);
-    const binary = remote ? undefined : await ensureWhisperServer({ buildDir: config.asr.buildDir, cuda: config.asr.cuda, logger: log });
-    const recognizer = await WhisperEngine.start({ ...config.asr, modelPath, ...(binary ? { binary } : {}) }, log.child({ component: 'asr' }));
-    const router = new ModelRouter(config.asr.model, recognizer, async (model) => {
-      // Remote servers carry their own model: a rule cannot switch it.
-      if (remote) return recognizer;
-      const asr = { ...config.asr, model };
-      log.info({ model }, 'starting an engine for a dialplan rule model');
-      return WhisperEngine.start({ ...asr, modelPath: await ensureModel(asr, log), ...(binary ? { binary } : {}) }, log.child({ component: 'asr', model }));
-    });
+    const recognizers = await startRecognizers(config.asr, log);
     if (options.realtime ?? true) vad.start(undefined, (err) => log.error({ err }, 'VAD inference failed'));
     let closing: Promise<void> | undefined;
     return {
       vad,
-      recognizer,
-      recognizerFor: (model) => router.recognizerFor(model),
-      asrStats: () => recognizer.stats(),
+      recognizer: recognizers.recognizer,
+      recognizerFor: (model) => recognizers.recognizerFor(model),
+      asrStats: () => recognizers.stats(),
       close: () =>
         (closing ??= (async () => {
           vad.stop();
-          await router.close();
-          await recognizer.close();
+          await recognizers.close();
           await vad.close();
         })()),
     };

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { asrProvider } from '../asr/provider.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, envNames, loadConfig } from './load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wl-config-'));
@@ -69,6 +70,23 @@ describe('loadConfig', () => {
   it('fails on an unknown WHISPERLINE_ variable and on a bad value from the environment', () => {
     const issues = issuesOf(() => loadConfig({ env: { WHISPERLINE_MEDIA_REORDER_WINDOW: '40', WHISPERLINE_LOG_LEVEL: 'loud' } }));
     expect(issues.map((i) => i.path).sort()).toEqual(['WHISPERLINE_MEDIA_REORDER_WINDOW', 'log.level']);
+  });
+
+  it('picks the speech recognition provider: remote needs its servers; keys of the old flat asr section say where they moved', () => {
+    expect(loadConfig({ env: {} }).asr).toMatchObject({ provider: 'local', local: { poolSize: 1 }, remote: { servers: [] } });
+    expect(asrProvider(loadConfig({ env: {} }).asr)).toMatchObject({ kind: 'local', model: 'base', local: { threads: 2 } });
+    const remote = loadConfig({ env: { WHISPERLINE_ASR_PROVIDER: 'remote', WHISPERLINE_ASR_REMOTE_SERVERS: '[http://gpu-1:8080, http://gpu-2:8080]' } });
+    expect(asrProvider(remote.asr)).toEqual({ kind: 'remote', servers: ['http://gpu-1:8080', 'http://gpu-2:8080'] });
+    expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_ASR_PROVIDER: 'remote' } }))).toEqual([
+      { path: 'asr.remote.servers', message: 'provider remote needs at least one whisper-server URL' },
+    ]);
+    expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_ASR_PROVIDER: 'openai' } }))[0]!.path).toBe('asr.provider');
+    const old = file('old-asr.yaml', 'asr:\n  servers: [http://gpu-1:8080]\n  poolSize: 2\n');
+    expect(issuesOf(() => loadConfig({ file: old, env: {} }))).toEqual([
+      { path: 'asr.servers', message: 'unknown key; it moved to asr.remote.servers (with asr.provider: remote)' },
+      { path: 'asr.poolSize', message: 'unknown key; it moved to asr.local.poolSize' },
+    ]);
+    expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_ASR_THREADS: '4' } }))[0]!.message).toMatch(/moved to asr\.local\.threads/);
   });
 
   it('reports YAML syntax errors with the line', () => {

@@ -86,6 +86,17 @@ function setPath(tree: Tree, path: readonly string[], value: unknown): void {
   node[path[path.length - 1]!] = value;
 }
 
+/** Keys an earlier version had, and where they live now: an unknown key says where it went. */
+const MOVED: Readonly<Record<string, string>> = {
+  'asr.servers': 'asr.remote.servers (with asr.provider: remote)',
+  'asr.poolSize': 'asr.local.poolSize',
+  'asr.threads': 'asr.local.threads',
+  'asr.cuda': 'asr.local.cuda',
+  'asr.buildDir': 'asr.local.buildDir',
+};
+
+const movedNote = (path: string): string => (MOVED[path] ? `; it moved to ${MOVED[path]}` : '');
+
 function applyEnv(tree: Tree, defaults: Tree, env: NodeJS.ProcessEnv): { tree: Tree; issues: ConfigIssue[] } {
   const names = envNames(defaults);
   const issues: ConfigIssue[] = [];
@@ -94,7 +105,8 @@ function applyEnv(tree: Tree, defaults: Tree, env: NodeJS.ProcessEnv): { tree: T
     if (!name.startsWith(ENV_PREFIX) || name === ENV_CONFIG_FILE || raw === undefined) continue;
     const path = names.get(name);
     if (!path) {
-      issues.push({ path: name, message: 'unknown setting (no such key in config/default.yaml)' });
+      const moved = Object.keys(MOVED).find((old) => ENV_PREFIX + old.split('.').map(screamingSnake).join('_') === name);
+      issues.push({ path: name, message: `unknown setting (no such key in config/default.yaml)${moved ? movedNote(moved) : ''}` });
       continue;
     }
     let value: unknown = raw;
@@ -130,7 +142,10 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {
-        for (const key of issue.keys) issues.push({ path: [...issue.path, key].join('.'), message: 'unknown key' });
+        for (const key of issue.keys) {
+          const path = [...issue.path, key].join('.');
+          issues.push({ path, message: `unknown key${movedNote(path)}` });
+        }
       } else {
         issues.push({ path: issue.path.join('.') || '(root)', message: issue.message });
       }
@@ -139,7 +154,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   if (issues.length > 0) throw new ConfigError(file ?? 'defaults', issues);
   const config = (result as { data: Config }).data;
   config.asr.modelDir = expandHome(config.asr.modelDir);
-  config.asr.buildDir = expandHome(config.asr.buildDir);
+  config.asr.local.buildDir = expandHome(config.asr.local.buildDir);
   config.store.path = expandHome(config.store.path);
   return config;
 }

@@ -63,22 +63,37 @@ export const VadConfigSchema = z
     }
   });
 
+/** The speech recognition providers; `asr.provider` picks one, its section below configures it. */
+export const ASR_PROVIDERS = ['local', 'remote'] as const;
+
 export const AsrConfigSchema = z
   .object({
+    provider: z.enum(ASR_PROVIDERS),
     model: z.string().min(1),
     modelDir: z.string().min(1),
     modelBaseUrl: z.string().url(),
-    servers: z.array(z.string().url()),
-    poolSize: z.number().int().min(1).max(64),
-    threads: z.number().int().min(1).max(256),
-    cuda: z.boolean(),
-    buildDir: z.string().min(1),
     queueSize: z.number().int().min(1).max(10_000),
     timeoutMs: z.number().int().min(100).max(600_000),
     beamSize: z.number().int().min(1).max(16),
     audioContext: z.union([z.literal('auto'), z.number().int().min(0).max(1500)]),
+    /** provider `local`: whisper-server processes the gateway builds, starts and supervises. */
+    local: z
+      .object({
+        poolSize: z.number().int().min(1).max(64),
+        threads: z.number().int().min(1).max(256),
+        cuda: z.boolean(),
+        buildDir: z.string().min(1),
+      })
+      .strict(),
+    /** provider `remote`: whisper-server instances elsewhere (GPU hosts), by URL. */
+    remote: z.object({ servers: z.array(z.string().url()) }).strict(),
   })
-  .strict();
+  .strict()
+  .superRefine((a, ctx) => {
+    if (a.provider === 'remote' && a.remote.servers.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['remote', 'servers'], message: 'provider remote needs at least one whisper-server URL' });
+    }
+  });
 
 export const TranscriptsConfigSchema = z
   .object({

@@ -27,12 +27,11 @@ import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
-import { WhisperEngine } from '../../src/asr/whisper/engine.js';
+import { WhisperEngine, type WhisperEngineConfig } from '../../src/asr/whisper/engine.js';
 import { BASE_DIMS, ensureRandomWhisperModel } from '../support/ggml-model.js';
 import { audioContextFor } from '../../src/asr/whisper/whisper-server.js';
 import { encodeWav } from '../../src/audio/wav.js';
 import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from '../../src/asr/whisper/whisper-build.js';
-import type { AsrConfig } from '../../src/config/schema.js';
 import { modelFileName, speak, TEST_MODEL_DIR } from '../support/whisper.js';
 
 const SENTENCES = [
@@ -101,11 +100,10 @@ export async function main(args: string[]): Promise<void> {
     });
     log(`  ${utterances.length} espeak-ng utterances, ${utterances.map((u) => (u.durationMs / 1000).toFixed(1)).join(' / ')} s`);
 
-    const config: AsrConfig = {
-      model: 'base-random',
-      modelDir: dir,
-      modelBaseUrl: 'https://example.invalid',
-      servers: [],
+    const config: WhisperEngineConfig = {
+      kind: 'local',
+      modelPath: model.path,
+      binary: bins.server,
       poolSize: 1,
       threads,
       cuda: false,
@@ -116,7 +114,7 @@ export async function main(args: string[]): Promise<void> {
       audioContext,
     };
     const startEngine = performance.now();
-    const engine = await WhisperEngine.start({ ...config, modelPath: model.path, binary: bins.server }, pino({ level: 'warn' }));
+    const engine = await WhisperEngine.start(config, pino({ level: 'warn' }));
     log(`(a) WhisperEngine: poolSize 1, ${threads} threads, started (model loaded) in ${Math.round(performance.now() - startEngine)} ms`);
     const engineMs: number[] = [];
     const spawnMs: number[] = [];

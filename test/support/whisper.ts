@@ -69,7 +69,11 @@ export function randomModelConfig(): Config {
 /** One whisper-server (2 threads) on the tiny random-weight model. */
 export async function startTinyEngine(config: Config, logger: Logger): Promise<WhisperEngine> {
   const whisper = await ensureTestWhisper();
-  return WhisperEngine.start({ ...config.asr, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary }, logger);
+  const { queueSize, timeoutMs, beamSize, audioContext } = config.asr;
+  return WhisperEngine.start(
+    { kind: 'local', queueSize, timeoutMs, beamSize, audioContext, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary, buildDir: config.asr.local.buildDir, cuda: false },
+    logger,
+  );
 }
 
 /** Reads a 16-bit PCM WAV's samples (the data chunk, wherever it is). */

@@ -1,5 +1,5 @@
 /**
- * `node --import tsx src/asr/build-cli.ts [buildDir] [--cuda]`: builds whisper-server once into the
+ * `node --import tsx src/asr/whisper/build-cli.ts [buildDir] [--cuda]`: builds whisper-server once into the
  * cache (default `~/.cache/whisperline/whisper.cpp`), e.g. from CI set-up, and prints its path.
  */
 import { DEFAULT_BUILD_DIR, ensureWhisperBinaries } from './whisper-build.js';

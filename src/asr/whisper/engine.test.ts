@@ -1,28 +1,15 @@
 import { pino } from 'pino';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTestWhisper, speak, type TestWhisper } from '../../../test/support/whisper.js';
-import type { AsrConfig } from '../../config/schema.js';
 import { WhisperlineError } from '../../errors.js';
-import { WhisperEngine } from './engine.js';
+import { WhisperEngine, type WhisperEngineConfig, type WhisperRequestSettings } from './engine.js';
 import type { RecognitionPriority, RecognitionRequest, RecognitionResult } from '../recognizer.js';
 import { LocalWhisperServer, WhisperServerDown, type WhisperBackend } from './whisper-server.js';
 
 const logger = pino({ level: 'silent' });
 
-const ASR: AsrConfig = {
-  model: 'tiny-random',
-  modelDir: '/nonexistent',
-  modelBaseUrl: 'https://example.invalid',
-  servers: [],
-  poolSize: 1,
-  threads: 2,
-  cuda: false,
-  buildDir: '/nonexistent',
-  queueSize: 8,
-  timeoutMs: 30_000,
-  beamSize: 1,
-  audioContext: 'auto',
-};
+const SETTINGS: WhisperRequestSettings = { queueSize: 8, timeoutMs: 30_000, beamSize: 1, audioContext: 'auto' };
+const LOCAL = { kind: 'local', poolSize: 1, threads: 2, cuda: false, buildDir: '/nonexistent' } as const;
 
 async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -46,8 +33,12 @@ describe('WhisperEngine (real whisper-server pool)', () => {
   let speech: Int16Array;
   const engines: WhisperEngine[] = [];
 
-  const start = async (overrides: Partial<AsrConfig> = {}): Promise<WhisperEngine> => {
-    const engine = await WhisperEngine.start({ ...ASR, ...overrides, modelPath: whisper.tinyModel, binary: whisper.binary }, logger);
+  const start = async (overrides: Partial<WhisperRequestSettings & { poolSize: number; servers: string[] }> = {}): Promise<WhisperEngine> => {
+    const { servers, ...rest } = overrides;
+    const config: WhisperEngineConfig = servers
+      ? { ...SETTINGS, ...rest, kind: 'remote', servers }
+      : { ...SETTINGS, ...LOCAL, ...rest, modelPath: whisper.tinyModel, binary: whisper.binary };
+    const engine = await WhisperEngine.start(config, logger);
     engines.push(engine);
     return engine;
   };
@@ -198,7 +189,7 @@ describe('WhisperEngine (real whisper-server pool)', () => {
   });
 
   it('fails with MODEL_MISSING when the model file is absent', async () => {
-    await expect(WhisperEngine.start({ ...ASR, modelPath: '/nonexistent/model.bin', binary: whisper.binary }, logger)).rejects.toMatchObject({ code: 'MODEL_MISSING' });
+    await expect(WhisperEngine.start({ ...SETTINGS, ...LOCAL, modelPath: '/nonexistent/model.bin', binary: whisper.binary }, logger)).rejects.toMatchObject({ code: 'MODEL_MISSING' });
   });
 });
 

@@ -16,19 +16,40 @@
  */
 import { existsSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import type { AsrConfig } from '../../config/schema.js';
 import { WhisperlineError } from '../../errors.js';
 import type { Logger } from '../../log.js';
 import type { RecognitionRequest, RecognitionResult, RecognizerCapabilities, SpeechRecognizer } from '../recognizer.js';
 import { ensureWhisperServer } from './whisper-build.js';
 import { audioContextFor, LocalWhisperServer, RemoteWhisperServer, WhisperServerDown, type WhisperBackend } from './whisper-server.js';
 
-export type WhisperEngineConfig = AsrConfig & {
-  /** The ggml model file the local servers load (ignored with remote `servers`). */
+/** How requests are made, whatever serves them. */
+export interface WhisperRequestSettings {
+  readonly queueSize: number;
+  readonly timeoutMs: number;
+  readonly beamSize: number;
+  readonly audioContext: 'auto' | number;
+}
+
+/** whisper-server processes this engine starts and supervises. */
+export interface LocalWhisperPool {
+  readonly kind: 'local';
+  /** The ggml model file each server loads. */
   readonly modelPath: string;
-  /** A prebuilt whisper-server; otherwise it is built (once) into `buildDir`. */
+  readonly poolSize: number;
+  readonly threads: number;
+  /** A prebuilt whisper-server; otherwise it is built (once) into `buildDir` (CUDA when `cuda`). */
   readonly binary?: string;
-};
+  readonly buildDir: string;
+  readonly cuda: boolean;
+}
+
+/** whisper-server instances elsewhere, one request at a time each. */
+export interface RemoteWhisperServers {
+  readonly kind: 'remote';
+  readonly servers: readonly string[];
+}
+
+export type WhisperEngineConfig = WhisperRequestSettings & (LocalWhisperPool | RemoteWhisperServers);
 
 export interface WhisperEngineStats {
   readonly queued: number;
@@ -129,8 +150,9 @@ export class WhisperEngine implements SpeechRecognizer {
   static async start(config: WhisperEngineConfig, logger: Logger): Promise<WhisperEngine> {
     const log = logger.child({ component: 'asr' });
     const common = { queueSize: config.queueSize, timeoutMs: config.timeoutMs, beamSize: config.beamSize, audioContext: config.audioContext, logger: log };
-    if (config.servers.length > 0) {
+    if (config.kind === 'remote') {
       const urls = config.servers;
+      if (urls.length === 0) throw new WhisperlineError('ASR_FAILED', 'no remote whisper-server URL given');
       return WhisperEngine.create((i) => RemoteWhisperServer.connect(urls[i]!, Math.max(config.timeoutMs, 10_000)), { ...common, poolSize: urls.length });
     }
     if (!existsSync(config.modelPath)) throw new WhisperlineError('MODEL_MISSING', `Whisper model file not found: ${config.modelPath}`);

@@ -117,7 +117,7 @@ export async function ensureWhisperBinaries(options: WhisperBuildOptions): Promi
   if (await isBuilt(binaries, stampPath, stamp)) return binaries;
 
   if (cuda && !nvccAvailable()) {
-    throw new WhisperlineError('ASR_BUILD', 'asr.cuda is true but nvcc (the CUDA compiler) is not on PATH: install the CUDA toolkit or set asr.cuda to false');
+    throw new WhisperlineError('ASR_BUILD', 'asr.local.cuda is true but nvcc (the CUDA compiler) is not on PATH: install the CUDA toolkit or set asr.local.cuda to false');
   }
   if (!findOnPath('cmake')) {
     throw new WhisperlineError('ASR_BUILD', 'cmake is not on PATH: it is needed to build whisper-server');
