@@ -95,6 +95,44 @@ describe('speech pipeline with real VAD and whisper.cpp', () => {
     }
   }, 60_000);
 
+  it("follows each final of a party that asks for it with its translation (whisper's translate task), before the next final", async () => {
+    const events: PipelineEvent[] = [];
+    const pipeline = new CallPipeline({
+      callId: 'call-translate',
+      vad,
+      recognizer: engine,
+      vadConfig: config.vad,
+      // A language other than English, so that the translate task runs.
+      transcripts: { ...config.transcripts, partials: false, language: 'de' },
+      logger: log,
+      seq: new SequenceCounter(),
+      emit: (e) => events.push(e),
+    });
+    const caller = pipeline.addParty('caller', { translate: true });
+    const callee = pipeline.addParty('callee');
+    for (const [i, f] of toFrames('caller', speech.samples16k).entries()) {
+      caller.push(f);
+      callee.push({ ...f, party: 'callee' });
+      if (i % 25 === 24) await vad.drain();
+    }
+    await pipeline.end('bye');
+    const finals = transcripts(events).filter((e) => e.kind === 'final');
+    const translations = events.filter((e) => e.kind === 'translation');
+    // Only the caller asked; each of its finals is followed at once by its translation.
+    expect(finals.filter((f) => f.party === 'caller').length).toBeGreaterThan(0);
+    for (const f of finals.filter((x) => x.party === 'caller')) {
+      const t = translations.find((x) => x.finalSeq === f.seq);
+      if (!t) continue; // the tiny model's decode may be empty: no translation event then
+      expect(t).toMatchObject({ party: 'caller', sourceLanguage: 'de', language: 'en', provider: 'whisper', startMs: f.startMs, endMs: f.endMs });
+      const next = finals.find((x) => x.party === 'caller' && x.seq > f.seq);
+      if (next) expect(t.seq).toBeLessThan(next.seq);
+    }
+    expect(translations.length).toBeGreaterThan(0);
+    expect(translations.every((t) => t.party === 'caller')).toBe(true);
+    expect(pipeline.party('caller')!.stats).toMatchObject({ translations: translations.length, failedTranslations: 0 });
+    expect(events.at(-1)).toMatchObject({ kind: 'ended' });
+  }, 60_000);
+
   it('flushes the open utterance at hang-up: its final comes before `ended`', async () => {
     const events: PipelineEvent[] = [];
     const pipeline = new CallPipeline({
