@@ -71,6 +71,7 @@ let gateway: Gateway;
 let sipPort: number;
 let uasPort: number;
 let ringPort: number;
+let busyPort: number;
 let audioFile: string;
 let talkMs: number;
 const events: CallEvent[] = [];
@@ -84,6 +85,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     const adminPort = await freeTcpPort();
     uasPort = await freeUdpPort();
     ringPort = await freeUdpPort();
+    busyPort = await freeUdpPort();
     const conf = join(dir, 'drachtio.conf.xml');
     writeFileSync(
       conf,
@@ -116,6 +118,11 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     match: { requestUser: "^ringing$" }
     action: bridge
     target: "sip:agent@127.0.0.1:${ringPort}"
+  - name: busy
+    match: { requestUser: "^busy$" }
+    action: bridge
+    target: "sip:agent@127.0.0.1:${busyPort}"
+    labels: [queue-b]
 `,
     );
     const config = loadConfig({
@@ -249,6 +256,32 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     ]);
     expect(call.filter((e) => e.kind === 'final').length).toBeGreaterThanOrEqual(1);
     expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it("(h) a busy agent: its 486 reaches the caller, and the failed call is stored with its status", async () => {
+    const before = events.length;
+    const agent = sipp(['-sf', join(SIPP_DIR, 'uas-busy.xml'), '-i', '127.0.0.1', '-p', String(busyPort)]);
+    await new Promise((r) => setTimeout(r, 300));
+    const sdp = 'v=0\no=caller 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio 40100 RTP/AVP 0\na=rtpmap:0 PCMU/8000';
+    const caller = callGateway('busy', scenario('uac-refused.xml', { status: '486', warning_check: '', warning_reference: '', sdp }));
+    const [c, a] = await Promise.all([caller, agent]);
+    expect(c.code, c.out).toBe(0);
+    expect(a.code, a.out).toBe(0);
+    const call = await endedCall(before);
+    expect(call.map((e) => e.kind)).toEqual(['call.started', 'ended', 'call.ended']);
+    expect(call.at(-1)).toMatchObject({ reason: 'failed', sipStatus: 486, error: { code: 'CALLEE_REJECTED' } });
+    expect(gateway.store.call(call[0]!.callId)).toMatchObject({ rule: 'busy', labels: ['queue-b'], endReason: 'failed', endStatus: 486 });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it('(i) an offer that is not SDP: 488 with a Warning that says why; the refused call is stored', async () => {
+    const before = events.length;
+    const warning = '<action><ereg regexp="^ *399 whisperline \\".*SDP.*\\"$" search_in="hdr" header="Warning:" check_it="true" assign_to="w"/></action>';
+    const r = await callGateway('transcribe', scenario('uac-refused.xml', { status: '488', warning_check: warning, warning_reference: '<Reference variables="w"/>', sdp: 'this is not a session description' }));
+    expect(r.code, r.out).toBe(0);
+    const call = await endedCall(before);
+    expect(call.at(-1)).toMatchObject({ reason: 'failed', sipStatus: 488, error: { code: 'SDP_INVALID' } });
     expect(await rtpe.numSessions()).toBe(0);
   }, 60_000);
 
