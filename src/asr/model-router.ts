@@ -1,3 +1,4 @@
+import { WhisperlineError } from '../errors.js';
 import type { RecognitionRequest, RecognitionResult, RecognizerCapabilities, SpeechRecognizer } from './recognizer.js';
 
 /**
@@ -34,7 +35,7 @@ export class ModelRouter {
   }
 
   private engine(model: string): Promise<SpeechRecognizer> {
-    if (this.closed) return Promise.reject(new Error('speech runtime is closed'));
+    if (this.closed) return Promise.reject(new WhisperlineError('ASR_CLOSED', 'the recognizers are closed'));
     let engine = this.engines.get(model);
     if (!engine) {
       engine = this.startEngine(model);

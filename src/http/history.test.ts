@@ -129,6 +129,8 @@ describe('history API', () => {
       startedAt: T0 + 11_000,
       endedAt: T0 + 14_000,
       endReason: 'bye-caller',
+      endStatus: null,
+      endError: null,
       durationMs: 3000,
       live: false,
     });
