@@ -49,6 +49,7 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { UTTERANCE_TAIL_MS } from '../../src/vad/segmenter.js';
+import { findDrachtio } from '../support/drachtio.js';
 import { freeMediaPort, freeTcpPort, freeUdpPort, waitFor } from '../support/net.js';
 import { rtpPortRange, startTestRtpengine, type TestPortRanges, type TestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
@@ -176,9 +177,10 @@ export async function main(args: string[]): Promise<void> {
     throw new Error('--calls, --seconds, --ramp, --utterances, --pool and --threads must be positive numbers');
   }
 
-  const drachtioBin = process.env.DRACHTIO_BIN || which('drachtio');
-  const missing = !drachtioBin
-    ? 'no drachtio binary on PATH or in DRACHTIO_BIN (drachtio-server is not packaged; build it from its public source)'
+  const drachtio = findDrachtio();
+  const drachtioBin = 'binary' in drachtio ? drachtio.binary : undefined;
+  const missing = 'missing' in drachtio
+    ? drachtio.missing
     : !which('sipp')
       ? 'no sipp on PATH (apt-get install sip-tester)'
       : !(process.env.RTPENGINE_BIN || which('rtpengine'))

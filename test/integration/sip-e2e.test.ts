@@ -1,8 +1,9 @@
 /**
  * End to end through a real drachtio-server: sipp places calls to the gateway (started with
  * startGateway, a real rtpengine, Silero VAD and whisper.cpp on the tiny model). drachtio-server
- * is not packaged anywhere these tests can install it from: the suite runs when a `drachtio`
- * binary is on PATH or in DRACHTIO_BIN, and is reported skipped, with that reason, otherwise.
+ * is not packaged anywhere these tests can install it from: the suite runs with the binary
+ * test/support/drachtio.ts finds (DRACHTIO_BIN, ../shared/tools/drachtio, PATH), and is reported
+ * skipped, with the reason, otherwise.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,18 +19,14 @@ import { loadConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/log.js';
 import { startGateway, type Gateway } from '../../src/main.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
+import { findDrachtio } from '../support/drachtio.js';
 import { speechFixture } from '../support/speech.js';
 import { freeMediaPort, freeTcpPort, freeUdpPort, waitFor } from '../support/net.js';
 import { ensureTestWhisper } from '../support/whisper.js';
 
-function findDrachtio(): string | undefined {
-  if (process.env.DRACHTIO_BIN) return process.env.DRACHTIO_BIN;
-  const which = spawnSync('sh', ['-c', 'command -v drachtio'], { encoding: 'utf8' });
-  return which.status === 0 ? which.stdout.trim() : undefined;
-}
-
-const DRACHTIO = findDrachtio();
-const SKIP_REASON = 'skipped: no drachtio binary on PATH or in DRACHTIO_BIN (drachtio-server is not packaged; build it from its public source to run these)';
+const lookup = findDrachtio();
+const DRACHTIO = 'binary' in lookup ? lookup.binary : undefined;
+const SKIP_REASON = 'missing' in lookup ? `skipped: ${lookup.missing}` : '';
 if (!DRACHTIO) console.log(`sip-e2e: ${SKIP_REASON}`);
 
 const SIPP_DIR = join(import.meta.dirname, '..', 'sipp');
