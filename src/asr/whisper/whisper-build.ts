@@ -1,13 +1,19 @@
 /**
  * Builds `whisper-server` (and `whisper-cli`, which benchmarks compare against) once from the
- * whisper.cpp source that `nodejs-whisper` bundles. The build is cached: a stamp file beside the
- * binaries records the source version and the options, and a matching stamp means nothing to do.
- * A lock directory keeps concurrent callers (parallel test workers, two gateways) from building
- * into the same folder at once.
+ * whisper.cpp source that `nodejs-whisper` bundles, into a cache shared by every checkout of
+ * the same user (a working copy, a CI clone, two clones set up at once).
+ *
+ * - A build is keyed by what it is built from: the whisper.cpp and nodejs-whisper versions, the
+ *   CMake options and the CPU (GGML_NATIVE), never by the checkout's path. It lives in
+ *   `<buildDir>/<variant>-<key>/bin`, with a stamp that records the key's parts.
+ * - It is compiled in a private temporary tree (CMake ties a tree to its source directory), then
+ *   the standalone binaries (static libraries) are moved into place with one rename, under a
+ *   lock per key: a reader sees a whole build or none, and no build anyone uses is removed.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, homedir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
@@ -18,7 +24,7 @@ import type { Logger } from '../../log.js';
 export const DEFAULT_BUILD_DIR = join(homedir(), '.cache', 'whisperline', 'whisper.cpp');
 
 export interface WhisperBuildOptions {
-  /** Root of the build cache; the variant is built in `<buildDir>/cpu` or `<buildDir>/cuda`. */
+  /** Root of the build cache; a build lives in `<buildDir>/<cpu|cuda>-<key>`. */
   readonly buildDir: string;
   /** Build with CUDA (`-DGGML_CUDA=1`); needs `nvcc`. */
   readonly cuda: boolean;
@@ -32,13 +38,18 @@ export interface WhisperBinaries {
   readonly cli: string;
 }
 
+/** What a build is made from: its cache key. The source's path is not part of it. */
 interface Stamp {
   readonly nodejsWhisper: string;
   readonly whisperCpp: string;
-  readonly source: string;
   readonly cmakeArgs: readonly string[];
   /** GGML_NATIVE compiles for this CPU: a cache copied to another CPU model is rebuilt. */
   readonly cpu: string;
+}
+
+/** The cache key of a stamp: short, stable, filesystem-safe. */
+export function buildKey(stamp: Stamp): string {
+  return createHash('sha256').update(JSON.stringify(stamp)).digest('hex').slice(0, 16);
 }
 
 /** The whisper.cpp source tree bundled in nodejs-whisper, and the versions that identify it. */
@@ -71,7 +82,7 @@ export function findOnPath(name: string): string | undefined {
   return undefined;
 }
 
-function cmakeArgsFor(cuda: boolean): string[] {
+export function cmakeArgsFor(cuda: boolean): string[] {
   return [
     '-DCMAKE_BUILD_TYPE=Release',
     // Static libraries: the binaries do not depend on the build tree's shared objects.
@@ -88,9 +99,9 @@ function cmakeArgsFor(cuda: boolean): string[] {
   ];
 }
 
-/** Paths of the binaries of one build variant (they may not exist yet). */
-export function whisperBinaryPaths(buildDir: string, cuda: boolean): WhisperBinaries {
-  const bin = join(buildDir, cuda ? 'cuda' : 'cpu', 'bin');
+/** Paths of the binaries of one keyed build (they may not exist yet). */
+export function whisperBinaryPaths(buildDir: string, cuda: boolean, key: string): WhisperBinaries {
+  const bin = join(buildDir, `${cuda ? 'cuda' : 'cpu'}-${key}`, 'bin');
   return { server: join(bin, 'whisper-server'), cli: join(bin, 'whisper-cli') };
 }
 
@@ -102,18 +113,14 @@ export async function ensureWhisperServer(options: WhisperBuildOptions): Promise
 /** Builds (once) `whisper-server` and `whisper-cli` and returns their paths. */
 export async function ensureWhisperBinaries(options: WhisperBuildOptions): Promise<WhisperBinaries> {
   const { buildDir, cuda, logger } = options;
-  const variantDir = join(buildDir, cuda ? 'cuda' : 'cpu');
-  const binaries = whisperBinaryPaths(buildDir, cuda);
   const source = await bundledWhisperSource();
   const cmakeArgs = cmakeArgsFor(cuda);
-  const stamp: Stamp = {
-    nodejsWhisper: source.nodejsWhisper,
-    whisperCpp: source.whisperCpp,
-    source: source.dir,
-    cmakeArgs,
-    cpu: cpus()[0]?.model ?? 'unknown',
-  };
-  const stampPath = join(variantDir, 'whisperline-build.json');
+  const stamp: Stamp = { nodejsWhisper: source.nodejsWhisper, whisperCpp: source.whisperCpp, cmakeArgs, cpu: cpus()[0]?.model ?? 'unknown' };
+  const key = buildKey(stamp);
+  const name = `${cuda ? 'cuda' : 'cpu'}-${key}`;
+  const installDir = join(buildDir, name);
+  const binaries = whisperBinaryPaths(buildDir, cuda, key);
+  const stampPath = join(installDir, 'whisperline-build.json');
   if (await isBuilt(binaries, stampPath, stamp)) return binaries;
 
   if (cuda && !nvccAvailable()) {
@@ -124,60 +131,46 @@ export async function ensureWhisperBinaries(options: WhisperBuildOptions): Promi
   }
 
   await mkdir(buildDir, { recursive: true });
-  const release = await acquireLock(join(buildDir, `${cuda ? 'cuda' : 'cpu'}.lock`), logger);
+  const release = await acquireLock(join(buildDir, `${name}.lock`), logger);
+  // A private tree per build: CMake ties a tree to its source directory (this checkout's).
+  const tree = join(buildDir, 'tmp', `${name}-${process.pid}-${randomBytes(4).toString('hex')}`);
   try {
     // Another process may have finished the build while this one waited for the lock.
     if (await isBuilt(binaries, stampPath, stamp)) return binaries;
-    await rm(stampPath, { force: true });
-    await resetForeignBuildTree(variantDir, source.dir, logger);
     const jobs = String(typeof availableParallelism === 'function' ? availableParallelism() : cpus().length);
     const started = Date.now();
-    logger?.info({ source: source.dir, variantDir, cuda, whisperCpp: source.whisperCpp }, 'building whisper-server');
-    await runStep('cmake', ['-S', source.dir, '-B', variantDir, ...cmakeArgs], options).catch((err: unknown) => {
+    logger?.info({ source: source.dir, installDir, cuda, whisperCpp: source.whisperCpp }, 'building whisper-server');
+    await runStep('cmake', ['-S', source.dir, '-B', tree, ...cmakeArgs], options).catch((err: unknown) => {
       if (!cuda || !(err instanceof WhisperlineError)) throw err;
       // The usual cause: nvcc present without the rest of the toolkit (cuBLAS) or without a GPU to target.
       throw new WhisperlineError('ASR_BUILD', `CUDA configuration of whisper.cpp failed (needs the full CUDA toolkit, cuBLAS included): ${err.message}`, { cause: err });
     });
-    await runStep('cmake', ['--build', variantDir, '--config', 'Release', '-j', jobs, '--target', 'whisper-server', 'whisper-cli'], options);
-    for (const path of [binaries.server, binaries.cli]) {
-      if (!existsSync(path)) throw new WhisperlineError('ASR_BUILD', `whisper.cpp build finished but ${path} is missing`);
+    await runStep('cmake', ['--build', tree, '--config', 'Release', '-j', jobs, '--target', 'whisper-server', 'whisper-cli'], options);
+    // Staged beside the install directory, then moved into place in one rename.
+    const staging = join(buildDir, 'tmp', `${name}-staged-${process.pid}-${randomBytes(4).toString('hex')}`);
+    await mkdir(join(staging, 'bin'), { recursive: true });
+    for (const binary of ['whisper-server', 'whisper-cli']) {
+      const built = join(tree, 'bin', binary);
+      if (!existsSync(built)) throw new WhisperlineError('ASR_BUILD', `whisper.cpp build finished but ${built} is missing`);
+      await copyFile(built, join(staging, 'bin', binary));
     }
-    await writeFile(stampPath, JSON.stringify(stamp, null, 2));
+    await writeFile(join(staging, 'whisperline-build.json'), JSON.stringify({ ...stamp, builtFrom: source.dir, builtAt: new Date().toISOString() }, null, 2));
+    // An install directory without a valid stamp is a leftover of an interrupted older layout: replaced.
+    await rm(installDir, { recursive: true, force: true });
+    await rename(staging, installDir);
     logger?.info({ seconds: Math.round((Date.now() - started) / 1000), binary: binaries.server }, 'whisper-server built');
     return binaries;
   } finally {
+    await rm(tree, { recursive: true, force: true }).catch(() => undefined);
     await release();
   }
-}
-
-/**
- * The source directory a CMake build tree was configured from, read from its CMakeCache.txt, or
- * undefined when the tree has not been configured.
- */
-export async function configuredSourceDir(variantDir: string): Promise<string | undefined> {
-  const cache = await readFile(join(variantDir, 'CMakeCache.txt'), 'utf8').catch(() => undefined);
-  return cache === undefined ? undefined : /^CMAKE_HOME_DIRECTORY:INTERNAL=(.*)$/m.exec(cache)?.[1]?.trim();
-}
-
-/**
- * CMake refuses to configure a build tree from a source directory other than the one that made
- * it. The cache is per user, not per checkout, so a second checkout of whisperline (a CI clone
- * beside a working copy) finds a tree made from the other checkout's node_modules. Its objects
- * belong to that source, so the whole tree is removed, not only the cache file.
- */
-export async function resetForeignBuildTree(variantDir: string, sourceDir: string, logger?: Logger): Promise<boolean> {
-  const configured = await configuredSourceDir(variantDir);
-  if (configured === undefined || configured === sourceDir) return false;
-  logger?.info({ variantDir, configured, sourceDir }, 'whisper.cpp build tree was configured from another source: starting afresh');
-  await rm(variantDir, { recursive: true, force: true });
-  return true;
 }
 
 async function isBuilt(binaries: WhisperBinaries, stampPath: string, want: Stamp): Promise<boolean> {
   if (!existsSync(binaries.server) || !existsSync(binaries.cli)) return false;
   try {
     const have = JSON.parse(await readFile(stampPath, 'utf8')) as Stamp;
-    return JSON.stringify(have) === JSON.stringify(want);
+    return have.nodejsWhisper === want.nodejsWhisper && have.whisperCpp === want.whisperCpp && have.cpu === want.cpu && JSON.stringify(have.cmakeArgs) === JSON.stringify(want.cmakeArgs);
   } catch {
     return false;
   }
