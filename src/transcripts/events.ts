@@ -146,6 +146,8 @@ export interface PartyMediaStats {
   readonly duplicate: number;
   readonly malformed: number;
   readonly rtcp: number;
+  /** Audio packets without payload (keepalives, padding only): they add nothing. Absent in calls stored before it was counted. */
+  readonly empty?: number;
   readonly unknownPayloadType: number;
   readonly undecodable: number;
   readonly ssrcChanges: number;

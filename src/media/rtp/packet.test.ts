@@ -34,6 +34,11 @@ describe('parseRtp', () => {
     ['bad-padding', header(0xa0, 0, [1, 2, 0x09])],
     ['bad-padding', header(0xa0, 0, [1, 2, 0x00])],
     ['rtcp', header(0x80, 200)],
+    // An RTCP receiver report without report blocks (RFC 3550 6.4.2): 8 bytes, RC = 0, PT 201.
+    ['rtcp', Buffer.from([0x80, 201, 0x00, 0x01, 0x12, 0x34, 0x56, 0x78])],
+    // RTPFB (205), PSFB (206), XR (207) and the rest of RFC 5761's 192-223.
+    ['rtcp', Buffer.from([0x81, 205, 0x00, 0x02, 0, 0, 0, 1, 0, 0, 0, 2])],
+    ['rtcp', Buffer.from([0x80, 192, 0x00, 0x00])],
   ])('reports %s instead of throwing', (reason, buf) => {
     expect(parseRtp(buf)).toEqual({ malformed: reason });
   });

@@ -35,15 +35,22 @@ export function isMalformed(p: RtpPacket | RtpMalformed): p is RtpMalformed {
   return (p as RtpMalformed).malformed !== undefined;
 }
 
+/** RTCP packet types that RFC 5761 §4 sets apart from RTP payload types on a shared port (192-223). */
+const RTCP_TYPES_MIN = 192;
+const RTCP_TYPES_MAX = 223;
+const RTCP_HEADER_BYTES = 4;
+
 export function parseRtp(buf: Uint8Array): RtpPacket | RtpMalformed {
   const len = buf.length;
-  if (len < RTP_HEADER_BYTES) return { malformed: 'too-short' };
+  if (len < RTCP_HEADER_BYTES) return { malformed: 'too-short' };
   const b0 = buf[0]!;
   if (b0 >> 6 !== 2) return { malformed: 'bad-version' };
   const b1 = buf[1]!;
+  // RTCP multiplexed on the RTP port (RFC 5761), recognised by its header whatever its length
+  // (an empty receiver report is 8 bytes): its packet type reads as RTP PT 64-95 with M set.
+  if (b1 >= RTCP_TYPES_MIN && b1 <= RTCP_TYPES_MAX) return { malformed: 'rtcp' };
+  if (len < RTP_HEADER_BYTES) return { malformed: 'too-short' };
   const payloadType = b1 & 0x7f;
-  // RTCP multiplexed on the RTP port (RFC 5761): packet types 200-207 read as PT 72-79 with M set.
-  if (payloadType >= 72 && payloadType <= 79) return { malformed: 'rtcp' };
   const csrcCount = b0 & 0x0f;
   let offset = RTP_HEADER_BYTES + 4 * csrcCount;
   if (offset > len) return { malformed: 'truncated-csrc' };

@@ -43,6 +43,27 @@ function stream(windowMs = 60): { s: RtpPartyStream; calls: Call[] } {
 const audioSeqs = (calls: Call[]): number[] => calls.filter((c) => c[0] === 'audio').map((c) => c[3] as number);
 
 describe('RtpPartyStream', () => {
+  it('an empty or padding-only payload adds nothing: no audio, no time; the stream goes on', async () => {
+    const { s, calls } = stream();
+    s.receive(pkt(1), 0);
+    // A keepalive with the next packet's timestamp and no payload, then one with padding only.
+    s.receive(buildRtp({ payloadType: 8, sequence: 2, timestamp: 320, ssrc: 0xabc }, new Uint8Array(0)), 20);
+    const padded = buildRtp({ payloadType: 8, sequence: 3, timestamp: 320, ssrc: 0xabc }, new Uint8Array([0, 0, 0, 4]));
+    padded[0] = padded[0]! | 0x20;
+    s.receive(padded, 30);
+    s.receive(pkt(4, { ts: 320 }), 40);
+    s.end();
+    expect(calls.filter((c) => c[0] === 'audio').map((c) => [c[2], c[3]])).toEqual([[160, 1], [320, 4]]);
+    expect(s.snapshot()).toMatchObject({ packets: 4, empty: 2, lost: 0, malformed: 0 });
+  });
+
+  it('counts an 8-byte RTCP receiver report as RTCP, not malformed', () => {
+    const { s, calls } = stream();
+    s.receive(Buffer.from([0x80, 201, 0x00, 0x01, 0x12, 0x34, 0x56, 0x78]), 0);
+    expect(s.snapshot()).toMatchObject({ rtcp: 1, malformed: 0, packets: 0 });
+    expect(calls).toEqual([]);
+  });
+
   it('delivers reordered packets in order and counts nothing lost', () => {
     const { s, calls } = stream();
     [1, 2, 4, 3, 5, 6].forEach((q, i) => s.receive(pkt(q), i * 20));

@@ -33,6 +33,8 @@ export interface PartyRtpStats {
   malformed: number;
   /** RTCP that arrived on the RTP port (rtcp-mux); not an error. */
   rtcp: number;
+  /** Audio packets without payload (padding only, keepalives): they add nothing. */
+  empty: number;
   /** Payload types neither negotiated nor statically assigned. */
   unknownPayloadType: number;
   /** Negotiated formats the gateway does not decode (should not happen: subscriptions ask for PCMU/Opus). */
@@ -54,7 +56,7 @@ const DEFAULT_PTIME_MS = 20;
 export class RtpPartyStream {
   /** Counters of this stage; loss, lateness and duplicates are the reorder buffer's (see snapshot). */
   private readonly stats: Omit<PartyRtpStats, keyof ReorderStats> = {
-    packets: 0, bytes: 0, malformed: 0, rtcp: 0, unknownPayloadType: 0, undecodable: 0,
+    packets: 0, bytes: 0, malformed: 0, rtcp: 0, empty: 0, unknownPayloadType: 0, undecodable: 0,
     ssrcChanges: 0, dtmfEvents: 0, jitterMs: 0, codec: undefined,
   };
   readonly malformedByReason: Partial<Record<RtpMalformedReason, number>> = {};
@@ -149,6 +151,12 @@ export class RtpPartyStream {
     const format = this.formatOf(packet.payloadType);
     switch (format?.kind) {
       case 'audio': {
+        // An empty payload (padding only, a keepalive) carries no audio and no time: nothing is
+        // added for it; the next packet's timestamp says how much time really passed.
+        if (packet.payload.length === 0) {
+          this.stats.empty++;
+          break;
+        }
         this.learnPtime(packet, format.clockRate);
         this.stats.codec = format.codec;
         this.sink.audio(format, packet.timestamp, packet.payload, lostBefore, arrivalMs);
