@@ -4,7 +4,7 @@ import { PartyAudio } from '../audio/party-audio.js';
 import type { Logger } from '../log.js';
 import type { RecorderLeg } from '../media/local-legs.js';
 import type { DtmfEvent } from '../media/rtp/dtmf.js';
-import type { MediaSink, PartyRtpStats } from '../media/rtp/party-stream.js';
+import { mergePartyStats, type MediaSink, type PartyRtpStats } from '../media/rtp/party-stream.js';
 import type { MediaSubscriber, MediaSubscription } from '../media/subscription.js';
 
 export interface CallMediaDeps {
@@ -23,8 +23,8 @@ export interface CallMediaDeps {
  */
 export class CallMedia {
   private readonly audio = new Map<string, PartyAudio>();
-  /** Party → rtpengine tag it is subscribed to, and the subscription. */
-  private readonly subscriptions = new Map<string, { readonly tag: string; subscription: MediaSubscription | undefined }>();
+  /** Party → rtpengine tag it is subscribed to, the subscription, and the totals of the ones it replaced. */
+  private readonly subscriptions = new Map<string, { readonly tag: string; subscription: MediaSubscription | undefined; earlier: PartyRtpStats | undefined }>();
   private recorder: RecorderLeg | undefined;
   private clockZero: number | undefined;
   private closed: Promise<Record<string, PartyRtpStats>> | undefined;
@@ -64,7 +64,7 @@ export class CallMedia {
   /** Subscribes to the media of the party whose rtpengine tag is `tag`. */
   async subscribe(party: string, tag: string): Promise<void> {
     if (this.closed) return;
-    const entry = { tag, subscription: undefined as MediaSubscription | undefined };
+    const entry = { tag, subscription: undefined as MediaSubscription | undefined, earlier: undefined as PartyRtpStats | undefined };
     this.subscriptions.set(party, entry);
     entry.subscription = await this.deps.subscriber.subscribe({ callId: this.deps.callId, fromTag: tag, label: party }, this.sinkFor(party));
     // Closed while subscribing: the new subscription goes with the rest.
@@ -80,6 +80,8 @@ export class CallMedia {
       if (this.closed) return;
       const old = entry.subscription;
       entry.subscription = undefined;
+      // The party's statistics span the call: the replaced subscription's counters carry over.
+      if (old) entry.earlier = mergePartyStats(entry.earlier, old.stats());
       await old?.close();
       try {
         entry.subscription = await this.deps.subscriber.subscribe({ callId: this.deps.callId, fromTag: entry.tag, label: party }, this.sinkFor(party));
@@ -99,9 +101,12 @@ export class CallMedia {
     return (this.closed ??= (async () => {
       const stats: Record<string, PartyRtpStats> = {};
       for (const [party, entry] of this.subscriptions) {
-        if (!entry.subscription) continue;
-        stats[party] = entry.subscription.stats();
-        await entry.subscription.close();
+        if (entry.subscription) {
+          stats[party] = mergePartyStats(entry.earlier, entry.subscription.stats());
+          await entry.subscription.close();
+        } else if (entry.earlier) {
+          stats[party] = entry.earlier;
+        }
       }
       if (this.recorder) Object.assign(stats, this.recorder.close());
       return stats;

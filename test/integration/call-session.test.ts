@@ -114,6 +114,20 @@ describe('CallSession against a real rtpengine', () => {
     await expectReleased();
   }, 60_000);
 
+  it("a party's RTP statistics span the whole call, across the re-INVITEs that renew its subscription", async () => {
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
+    await session.start();
+    await caller.send(leg.answered!, speechPcmu.slice(0, 60));
+    const answer = await session.reinvite('caller', caller.sdp(7));
+    await caller.send(answer, speechPcmu.slice(0, 60));
+    await session.remoteBye('caller');
+    caller.close();
+    const ended = events().at(-1) as { parties: Record<string, { packets: number; ssrcChanges: number }> };
+    // 120 packets were sent, 60 before and 60 after the renegotiation.
+    expect(ended.parties.caller!.packets).toBeGreaterThan(110);
+    await expectReleased();
+  }, 60_000);
+
   it('refuses a re-INVITE before the call is up, with a typed error', async () => {
     const { session, caller } = await newTestCall(h, answerRule);
     await expect(session.reinvite('caller', caller.sdp())).rejects.toMatchObject({ code: 'CALL_STATE', message: expect.stringMatching(/re-INVITE refused/) });

@@ -50,6 +50,22 @@ export interface PartyRtpStats {
 const DEFAULT_PTIME_MS = 20;
 
 /**
+ * The statistics of one party over the whole call when its media came through several streams
+ * in turn (a subscription renewed at each re-INVITE): counters add up; the jitter and the codec
+ * are the latest stream's.
+ */
+export function mergePartyStats(earlier: PartyRtpStats | undefined, later: PartyRtpStats): PartyRtpStats {
+  if (!earlier) return later;
+  const out = { ...later };
+  for (const key of Object.keys(later) as (keyof PartyRtpStats)[]) {
+    if (key === 'jitterMs' || key === 'codec') continue;
+    (out[key] as number) = (earlier[key] as number) + (later[key] as number);
+  }
+  out.codec = later.codec ?? earlier.codec;
+  return out;
+}
+
+/**
  * The RTP state of one subscribed party: header checks, SSRC tracking, reordering, payload type
  * lookup, DTMF and statistics. One per receiver socket.
  */
