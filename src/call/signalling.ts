@@ -16,6 +16,12 @@ export interface CallEnding {
   readonly cause?: WhisperlineError;
 }
 
+/** Something the caller should know about the answer (RFC 3261 §20.43 warn-code and text). */
+export interface AnswerWarning {
+  readonly code: number;
+  readonly text: string;
+}
+
 export interface InboundLeg {
   /** SIP Call-ID; also the rtpengine call-id. */
   readonly callId: string;
@@ -26,8 +32,8 @@ export interface InboundLeg {
   readonly from?: string;
   readonly to?: string;
   readonly requestUri?: string;
-  /** Sends 200 OK with `sdp`. */
-  answer(sdp: string): Promise<void>;
+  /** Sends 200 OK with `sdp`, and a Warning header for each of `warnings`. */
+  answer(sdp: string, options?: { readonly warnings?: readonly AnswerWarning[] }): Promise<void>;
   /** Relays the far end's ringing (180) or session progress (183, without media) before the answer. */
   progress(status: 180 | 183): Promise<void>;
   /**

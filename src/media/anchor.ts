@@ -1,6 +1,6 @@
 import { WhisperlineError } from '../errors.js';
 import type { RtpengineClient } from './rtpengine/client.js';
-import { checkOffer } from './sdp.js';
+import { checkOffer, sdpFamily } from './sdp.js';
 
 /** The rtpengine commands anchoring uses. */
 export type AnchorControl = Pick<RtpengineClient, 'offer' | 'answer' | 'delete'>;
@@ -25,7 +25,15 @@ export class CallAnchor {
    * for the other side. An offer the gateway cannot use is refused before rtpengine sees it
    * (SDP_INVALID); rtpengine's own refusals are RTPENGINE_SDP.
    */
-  async offer(request: { fromTag: string; toTag?: string; sdp: string; transcodeTo?: string; initial: boolean }): Promise<string> {
+  async offer(request: {
+    fromTag: string;
+    toTag?: string;
+    sdp: string;
+    transcodeTo?: string;
+    initial: boolean;
+    /** The family of the receiving side's addresses (the gateway's own sockets), when it is fixed. */
+    towards?: 'IP4' | 'IP6';
+  }): Promise<string> {
     checkOffer(request.sdp, { initial: request.initial });
     const reply = await this.rtpengine.offer({
       'call-id': this.callId,
@@ -33,6 +41,7 @@ export class CallAnchor {
       ...(request.toTag !== undefined ? { 'to-tag': request.toTag } : {}),
       sdp: request.sdp,
       ...ANCHOR,
+      ...(request.towards ? { 'address family': request.towards } : {}),
       ...(request.transcodeTo ? { codec: { transcode: [request.transcodeTo] } } : {}),
     });
     return sdpOf(reply, 'offer');
@@ -42,6 +51,18 @@ export class CallAnchor {
   async answer(request: { fromTag: string; toTag: string; sdp: string }): Promise<string> {
     const reply = await this.rtpengine.answer({ 'call-id': this.callId, 'from-tag': request.fromTag, 'to-tag': request.toTag, sdp: request.sdp, ...ANCHOR });
     return sdpOf(reply, 'answer');
+  }
+
+  /**
+   * Why an answer is not in the offer's address family (rtpengine has no media interface of that
+   * family), for a Warning the SIP edge adds (RFC 3261 warn-code 301); undefined when it is.
+   */
+  static familyMismatch(offerSdp: string, answerSdp: string): { readonly code: number; readonly text: string } | undefined {
+    const offered = sdpFamily(offerSdp);
+    const answered = sdpFamily(answerSdp);
+    if (!offered || !answered || offered === answered) return undefined;
+    const name = (f: string): string => (f === 'IP6' ? 'IPv6' : 'IPv4');
+    return { code: 301, text: `${name(offered)} offered, answered in ${name(answered)}: rtpengine has no ${name(offered)} media interface` };
   }
 
   /** Forgets the call in rtpengine (its media, subscriptions and playback). */

@@ -53,13 +53,14 @@ describe('RecorderLeg', () => {
     const answer = parseSdp(sdp);
     expect(answer.connection).toEqual({ version: 4, ip: '127.0.0.1' });
     expect(answer.media.map((m) => [m.type, m.port === 0 ? 0 : 'port', m.direction, m.label, String(m.payloads)])).toEqual([
-      ['audio', 'port', 'recvonly', 96, '8 101'],
+      ['audio', 'port', 'recvonly', 96, '0 101'],
       ['video', 0, undefined, undefined, '96'],
       ['audio', 'port', 'inactive', 98, '0 101'],
     ]);
     expect(answer.media[0]!.port).not.toBe(answer.media[2]!.port);
+    // The offerer's first choice among what the gateway decodes (RFC 3264 §6.1): PCMU, offered first.
     expect(answer.media[0]!.rtp).toEqual([
-      { payload: 8, codec: 'PCMA', rate: 8000 },
+      { payload: 0, codec: 'PCMU', rate: 8000 },
       { payload: 101, codec: 'telephone-event', rate: 8000 },
     ]);
     expect(answer.media[0]!.fmtp).toEqual([{ payload: 101, config: '0-16' }]);
@@ -82,6 +83,13 @@ describe('RecorderLeg', () => {
     leg.close();
   });
 
+  it("answers in the offerer's order of preference: PCMA when it is offered first", async () => {
+    const leg = await RecorderLeg.open(receiver(), RECORDING_OFFER, [], () => sink);
+    const answer = parseSdp(leg.answer(RECORDING_OFFER.replace('m=audio 20000 RTP/AVP 0 8 101', 'm=audio 20000 RTP/AVP 8 0 101')).sdp);
+    expect(answer.media[0]!.payloads).toBe('8 101');
+    leg.close();
+  });
+
   it('answers in the receiver address family', async () => {
     const leg = await RecorderLeg.open(receiver('::1'), RECORDING_OFFER, [], () => sink);
     const answer = parseSdp(leg.answer(RECORDING_OFFER).sdp);
@@ -98,6 +106,17 @@ describe('RecorderLeg', () => {
 });
 
 describe('SinkLeg', () => {
+  it('keeps its o= session id across re-offers and raises the version; answers the offerer\'s first decodable codec', async () => {
+    const leg = await SinkLeg.open(receiver());
+    const offer = crlf(['v=0', 'o=- 1 1 IN IP4 127.0.0.1', 's=-', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 20000 RTP/AVP 18 8 0 101', 'a=rtpmap:18 G729/8000', 'a=rtpmap:101 telephone-event/8000']);
+    const first = parseSdp(leg.answer(offer));
+    const second = parseSdp(leg.answer(offer));
+    expect(second.origin!.sessionId).toBe(first.origin!.sessionId);
+    expect(Number(second.origin!.sessionVersion)).toBe(Number(first.origin!.sessionVersion) + 1);
+    expect(first.media[0]!.payloads).toBe('8 101');
+    leg.close();
+  });
+
   it('answers with its socket, mirroring the direction and keeping DTMF', async () => {
     const r = receiver();
     const leg = await SinkLeg.open(r);

@@ -7,7 +7,7 @@ import { parse as parseSdp, write as writeSdp, type MediaDescription } from 'sdp
 import { payloadMapFromSdp, SdpError } from './rtp/payload-map.js';
 import type { MediaSink, PartyRtpStats } from './rtp/party-stream.js';
 import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
-import { answerDirection, answerSdp, chooseCodec, encodingOf, offeredPayloadTypes } from './sdp.js';
+import { answerDirection, answerSdp, chooseCodec, encodingOf, offeredPayloadTypes, SdpSession } from './sdp.js';
 
 /** Formats kept beside the chosen codec in the gateway's answers: DTMF and comfort noise. */
 const PASSED = new Set(['telephone-event', 'cn']);
@@ -17,6 +17,8 @@ const PASSED = new Set(['telephone-event', 'cn']);
  * gateway's side of the call (the gateway hears the caller through a subscription, not here).
  */
 export class SinkLeg {
+  private readonly session = new SdpSession();
+
   private constructor(private readonly sink: { readonly address: string; readonly port: number; close(): void }) {}
 
   static async open(receiver: RtpReceiver): Promise<SinkLeg> {
@@ -28,7 +30,7 @@ export class SinkLeg {
     const media = parseSdp(offerSdp).media.find((m) => m.type === 'audio');
     if (!media) throw new SdpError('rtpengine offer has no audio');
     const pt = chooseCodec(media, undefined)?.payloadType ?? offeredPayloadTypes(media)[0]!;
-    return answerSdp(media, pt, this.sink.address, this.sink.port, answerDirection(media.direction, 'sendrecv'));
+    return answerSdp(media, pt, this.sink.address, this.sink.port, answerDirection(media.direction, 'sendrecv'), this.session.next());
   }
 
   close(): void {
@@ -49,8 +51,7 @@ export interface RecorderStream {
  */
 export class RecorderLeg {
   /** o= of every answer: one session id for the call, its version raised per answer (RFC 3264 §8). */
-  private readonly sessionId = Math.floor(Date.now() / 1000);
-  private sessionVersion = 0;
+  private readonly session = new SdpSession();
 
   private constructor(
     private readonly receiver: RtpReceiver,
@@ -117,9 +118,10 @@ export class RecorderLeg {
         ...(m.label !== undefined ? { label: m.label } : {}),
       };
     });
+    const origin = this.session.next();
     const sdp = writeSdp({
       version: 0,
-      origin: { username: 'whisperline', sessionId: this.sessionId, sessionVersion: this.sessionVersion++, netType: 'IN', ipVer, address },
+      origin: { username: 'whisperline', sessionId: origin.sessionId, sessionVersion: origin.version, netType: 'IN', ipVer, address },
       name: 'whisperline',
       connection: { version: ipVer, ip: address },
       timing: { start: 0, stop: 0 },

@@ -4,8 +4,6 @@ import { payloadFormat, SdpError, STATIC_PAYLOAD_TYPES } from './rtp/payload-map
 
 /** SDP answers the gateway makes to rtpengine: for subscriptions (recvonly) and its own call legs. */
 const PASSED = new Set(['telephone-event', 'cn']);
-/** Preference when the offer lists several codecs the gateway decodes: wideband first. */
-const PREFERENCE: CodecName[] = ['opus', 'PCMA', 'PCMU'];
 
 export function offeredPayloadTypes(media: MediaDescription): number[] {
   return String(media.payloads ?? '')
@@ -23,7 +21,8 @@ export function encodingOf(media: MediaDescription, pt: number): { name: string;
   return { name, rate: fixed.clockRate, channels: 1 };
 }
 
-export function chooseCodec(media: MediaDescription, wanted: string | undefined): { payloadType: number; codec: CodecName } | undefined {
+/** The codecs of an offer the gateway decodes, in the offerer's order of preference (RFC 3264 §6.1). */
+export function decodableCodecs(media: MediaDescription): { payloadType: number; codec: CodecName }[] {
   const candidates: { payloadType: number; codec: CodecName }[] = [];
   for (const pt of offeredPayloadTypes(media)) {
     const enc = encodingOf(media, pt);
@@ -31,9 +30,13 @@ export function chooseCodec(media: MediaDescription, wanted: string | undefined)
     const f = payloadFormat(enc.name, enc.rate, enc.channels);
     if (f.kind === 'audio') candidates.push({ payloadType: pt, codec: f.codec });
   }
-  if (wanted) return candidates.find((c) => c.codec.toLowerCase() === wanted.toLowerCase());
-  candidates.sort((a, b) => PREFERENCE.indexOf(a.codec) - PREFERENCE.indexOf(b.codec));
-  return candidates[0];
+  return candidates;
+}
+
+/** The codec to answer with: `wanted` when given, else the offerer's most preferred one the gateway decodes. */
+export function chooseCodec(media: MediaDescription, wanted: string | undefined): { payloadType: number; codec: CodecName } | undefined {
+  const candidates = decodableCodecs(media);
+  return wanted ? candidates.find((c) => c.codec.toLowerCase() === wanted.toLowerCase()) : candidates[0];
 }
 
 export type MediaDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -58,10 +61,10 @@ export function answerDirection(offered: string | undefined, wanted: MediaDirect
  * The gateway's answer: per stream the chosen codec plus telephone-event and CN, with rtpengine's
  * own payload type numbers (answering with other numbers makes it fall back, see notes).
  */
-export function answerSdpStreams(streams: readonly AnsweredStream[], address: string): string {
+export function answerSdpStreams(streams: readonly AnsweredStream[], address: string, origin?: SdpOrigin): string {
   const family = address.includes(':') ? 'IP6' : 'IP4';
-  const id = Date.now();
-  const lines = ['v=0', `o=whisperline ${id} ${id} IN ${family} ${address}`, 's=whisperline', `c=IN ${family} ${address}`, 't=0 0'];
+  const { sessionId, version } = origin ?? { sessionId: Date.now(), version: 0 };
+  const lines = ['v=0', `o=whisperline ${sessionId} ${version} IN ${family} ${address}`, 's=whisperline', `c=IN ${family} ${address}`, 't=0 0'];
   for (const { offer, codecPt, port, direction } of streams) {
     const pts = offeredPayloadTypes(offer).filter((pt) => {
       if (pt === codecPt) return true;
@@ -83,8 +86,25 @@ export function answerSdpStreams(streams: readonly AnsweredStream[], address: st
 }
 
 /** A one-stream answer (subscriptions, the gateway's own leg). */
-export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: MediaDirection): string {
-  return answerSdpStreams([{ offer, codecPt, port, direction }], address);
+export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: MediaDirection, origin?: SdpOrigin): string {
+  return answerSdpStreams([{ offer, codecPt, port, direction }], address, origin);
+}
+
+/** The o= line's session id and version (RFC 3264 §8: a session keeps its id; each new answer raises the version). */
+export interface SdpOrigin {
+  readonly sessionId: number;
+  readonly version: number;
+}
+
+/** An answerer's o= line across a session's offers: the same id, the version raised each time. */
+export class SdpSession {
+  readonly sessionId = Math.floor(Date.now() / 1000);
+  private version = 0;
+
+  /** The origin for the next answer. */
+  next(): SdpOrigin {
+    return { sessionId: this.sessionId, version: this.version++ };
+  }
 }
 
 const MAX_SDP_CHARS = 64 * 1024;
@@ -151,4 +171,10 @@ export function decodableEverywhere(sdp: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** The address family of an SDP's connection address (session level, else the first stream's). */
+export function sdpFamily(sdp: string): 'IP4' | 'IP6' | undefined {
+  const m = /^c=IN (IP[46]) /m.exec(sdp);
+  return m ? (m[1] as 'IP4' | 'IP6') : undefined;
 }

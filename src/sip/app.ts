@@ -4,13 +4,13 @@ import { CalleeRejectedError } from '../call/errors.js';
 import type { RecordingOffer } from '../call/recording.js';
 import type { CallRegistry } from '../call/registry.js';
 import type { CallRule } from '../call/rule.js';
-import { relayableProgress, type CallEnding, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
+import { relayableProgress, type AnswerWarning, type CallEnding, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
 import type { SipConfig } from '../config/schema.js';
 import { asWhisperlineError, WhisperlineError } from '../errors.js';
 import { callLogger, type Logger } from '../log.js';
 import type { InviteFacts } from './dialplan.js';
 import type { DialplanStore } from './dialplan-store.js';
-import { finalResponseFor, reasonPhrase, responseForError } from './errors.js';
+import { finalResponseFor, reasonPhrase, responseForError, warningHeader } from './errors.js';
 import { parseSiprecOffer, toRecordingOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
 
 /** `connecting` also while drachtio-srf retries after a lost connection; `disconnected` once stopped. */
@@ -285,9 +285,13 @@ class DrachtioInboundLeg implements InboundLeg {
     this.requestUri = facts.requestUri;
   }
 
-  async answer(sdp: string): Promise<void> {
+  async answer(sdp: string, options: { readonly warnings?: readonly AnswerWarning[] } = {}): Promise<void> {
+    const warnings = options.warnings ?? [];
     try {
-      this.dialog = await this.srf.createUAS(this.req, this.res, { localSdp: sdp });
+      this.dialog = await this.srf.createUAS(this.req, this.res, {
+        localSdp: sdp,
+        ...(warnings.length > 0 ? { headers: { Warning: warnings.map((w) => warningHeader(w.code, w.text)).join(', ') } } : {}),
+      });
     } catch (err) {
       throw signallingFailed('the 200 OK to the caller', err);
     }

@@ -12,6 +12,7 @@ import type { OutboundDialer } from '../../src/call/signalling.js';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
+import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { MediaSubscriber } from '../../src/media/subscription.js';
 import { toRecordingOffer } from '../../src/sip/siprec.js';
 import type { CallEvent } from '../../src/transcripts/events.js';
@@ -20,6 +21,7 @@ import { newTestCall, startCallHarness, type CallHarness } from '../support/call
 import { FakeDialer, RejectingDialer } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
+import { rtpPortRange, startTestRtpengine } from '../support/rtpengine.js';
 import { speechFixture } from '../support/speech.js';
 
 const log = pino({ level: 'silent' });
@@ -100,6 +102,15 @@ describe('CallSession against a real rtpengine', () => {
     expect(holdAnswer).toMatch(/a=recvonly/);
     const resumeAnswer = await session.reinvite('caller', caller.sdp(6));
     expect(resumeAnswer).toMatch(/a=sendrecv/);
+    // RFC 3264 §8: the caller sees one session, its version raised by each answer.
+    const origin = (sdp: string): [string, number] => {
+      const [, id, version] = /^o=\S+ (\d+) (\d+) /m.exec(sdp)!;
+      return [id!, Number(version)];
+    };
+    expect(origin(holdAnswer)[0]).toBe(origin(leg.answered!)[0]);
+    expect(origin(resumeAnswer)[0]).toBe(origin(leg.answered!)[0]);
+    expect(origin(holdAnswer)[1]).toBeGreaterThan(origin(leg.answered!)[1]);
+    expect(origin(resumeAnswer)[1]).toBeGreaterThan(origin(holdAnswer)[1]);
     await caller.send(resumeAnswer, speechPcmu);
     await session.remoteBye('caller');
     caller.close();
@@ -168,6 +179,22 @@ describe('CallSession against a real rtpengine', () => {
     expect(all.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
     await expectReleased();
   }, 60_000);
+
+  it('SIPREC metadata that is not well-formed XML: recorded with positional names, said in the 200 OK and in call.started', async () => {
+    const alice = await new RtpEndpoint('PCMU').open();
+    const bob = await new RtpEndpoint('PCMU').open();
+    const siprec = twoPartySiprecOffer(alice, bob, { metadata: TWO_PARTY_METADATA.replace('</recording>', '<broken>') });
+    const recorder: CallRule = { name: 'recorder', action: 'siprec', labels: [] };
+    const { session, leg, events } = await newTestCall(h, recorder, { caller: alice, recording: toRecordingOffer(siprec) });
+    await session.start();
+    expect(leg.answerWarnings).toHaveLength(1);
+    expect(leg.answerWarnings[0]).toMatch(/^399 whisperline "rs-metadata unusable: .*; streams named by position"$/);
+    expect(events()[0]).toMatchObject({ kind: 'call.started', parties: [{ name: 'caller' }, { name: 'callee' }], warning: expect.stringMatching(/rs-metadata unusable/) });
+    await session.remoteBye('caller');
+    alice.close();
+    bob.close();
+    await expectReleased();
+  }, 30_000);
 
   it('CANCEL before the answer: nothing answered, nothing left behind, and the abandoned call is on record (487)', async () => {
     const { session, leg, events, caller } = await newTestCall(h, answerRule);
@@ -247,6 +274,8 @@ describe('CallSession against a real rtpengine', () => {
       ['this is not SDP', /does not start with v=0/],
       ['v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio abc RTP/AVP 0\r\n', /m= line 1 is malformed/],
       ['v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video 5000 RTP/AVP 96\r\n', /offers no audio stream/],
+      // 200 KB: more than one ng datagram can carry to rtpengine.
+      [`v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\n${'a=x-filler:0123456789abcdef\r\n'.repeat(7000)}`, /SDP of \d+ characters is larger than 65536/],
     ];
     for (const [offer, why] of offers) {
       const { session, leg, events, caller } = await newTestCall(h, answerRule, { offer });
@@ -270,6 +299,38 @@ describe('CallSession against a real rtpengine', () => {
     expect(leg.rejected?.status).toBe(488);
     expect(leg.rejected?.headers.Warning).toMatch(/^399 whisperline "rtpengine offer failed: Failed to parse SDP"$/);
     await expectReleased();
+  });
+
+  it('an IPv6 offer where rtpengine has only IPv4: answered in IPv4 with a Warning (301) that says why', async () => {
+    const offer = 'v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 40200 RTP/AVP 0\r\na=sendrecv\r\n';
+    const { session, leg, caller } = await newTestCall(h, answerRule, { offer });
+    await session.start();
+    expect(leg.answered).toMatch(/^c=IN IP4 /m);
+    expect(leg.answerWarnings).toEqual(['301 whisperline "IPv6 offered, answered in IPv4: rtpengine has no IPv6 media interface"']);
+    await session.remoteBye('caller');
+    caller.close();
+    await expectReleased();
+  });
+
+  it('an IPv6 offer where rtpengine has an IPv6 interface: answered in IPv6, the gateway side kept in its own family', async () => {
+    const ports = rtpPortRange();
+    const dual = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max, { extraArgs: ['--interface=::1'] });
+    const client = new RtpengineClient({ host: dual.ngHost, port: dual.ngPort });
+    try {
+      const services = { ...h.services(), rtpengine: client, subscriber: new MediaSubscriber(client, h.receiver, 'PCMU') };
+      const offer = 'v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 40202 RTP/AVP 0\r\na=sendrecv\r\n';
+      const { session, leg, caller } = await newTestCall(h, answerRule, { offer, services });
+      await session.start();
+      expect(leg.answered).toMatch(/^c=IN IP6 ::1/m);
+      expect(leg.answerWarnings).toEqual([]);
+      await session.remoteBye('caller');
+      caller.close();
+      expect(await dual.numSessions()).toBe(0);
+    } finally {
+      await client.close();
+      await dual.stop();
+      ports.release();
+    }
   });
 
   it('shutdown drain: new calls get 503, live calls are ended after the grace period', async () => {

@@ -5,9 +5,9 @@
  * what a fake leg records is what drachtio would have sent.
  */
 import { CalleeRejectedError } from '../../src/call/errors.js';
-import type { CallEnding, InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import type { AnswerWarning, CallEnding, InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
 import { WhisperlineError } from '../../src/errors.js';
-import { finalResponseFor, type SipFinalResponse } from '../../src/sip/errors.js';
+import { finalResponseFor, warningHeader, type SipFinalResponse } from '../../src/sip/errors.js';
 import { RtpEndpoint } from './rtp-endpoint.js';
 
 /** The caller's SIP leg as the session sees it (a fake: no SIP stack). */
@@ -18,6 +18,8 @@ export class FakeInboundLeg implements InboundLeg {
   readonly to = '<sip:line@example.com>';
   readonly requestUri = 'sip:line@example.com';
   answered: string | undefined;
+  /** The Warning header values the 200 OK carried (as the SIP edge writes them). */
+  answerWarnings: string[] = [];
   /** The final response the SIP edge sent for an unanswered call. */
   rejected: SipFinalResponse | undefined;
   /** How the session ended the unanswered call (reason and typed cause). */
@@ -36,10 +38,11 @@ export class FakeInboundLeg implements InboundLeg {
     this.offer = offer ?? endpoint.sdp();
   }
 
-  async answer(sdp: string): Promise<void> {
+  async answer(sdp: string, options: { readonly warnings?: readonly AnswerWarning[] } = {}): Promise<void> {
     await this.gate;
     if (this.failAnswer) throw new WhisperlineError('SIGNALLING_FAILED', 'no ACK');
     this.answered = sdp;
+    this.answerWarnings = (options.warnings ?? []).map((w) => warningHeader(w.code, w.text));
   }
 
   async progress(): Promise<void> {}

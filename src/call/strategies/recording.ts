@@ -3,7 +3,7 @@ import { RecorderLeg } from '../../media/local-legs.js';
 import { decodableEverywhere } from '../../media/sdp.js';
 import type { RecordingOffer } from '../recording.js';
 import type { CallContext, CallStrategy, ConnectedCall, Renegotiation } from '../strategy.js';
-import { answerCaller } from './common.js';
+import { answerCaller, familyOf } from './common.js';
 
 /**
  * `siprec` rules: the gateway is the recording server. rtpengine anchors every recorded stream
@@ -21,14 +21,16 @@ export class RecordingStrategy implements CallStrategy {
     const { inbound, anchor } = ctx;
     const localTag = `wl-${randomBytes(4).toString('hex')}`;
     const sdp = this.offer.sdp;
-    const offer = await anchor.offer({ fromTag: inbound.fromTag, sdp, initial: true, ...(decodableEverywhere(sdp) ? {} : { transcodeTo: this.transcodeTo }) });
+    const offer = await anchor.offer({ fromTag: inbound.fromTag, sdp, initial: true, towards: familyOf(ctx.receiver.address), ...(decodableEverywhere(sdp) ? {} : { transcodeTo: this.transcodeTo }) });
     ctx.checkOpen('anchoring');
     const recorder = await RecorderLeg.open(ctx.receiver, offer, this.offer.streams, (party) => ctx.media.sinkFor(party));
     ctx.media.adoptRecorder(recorder);
     const answer = recorder.answer(offer);
     const toSrc = await anchor.answer({ fromTag: inbound.fromTag, toTag: localTag, sdp: answer.sdp });
     ctx.checkOpen('answering');
-    await answerCaller(ctx, toSrc);
+    // Metadata that could not be used: the recording goes on with positional names, and says so.
+    const warning = this.offer.metadataWarning;
+    await answerCaller(ctx, toSrc, warning !== undefined ? [{ code: 399, text: `${warning}; streams named by position` }] : []);
     return new RecordedCall(ctx, recorder, localTag, this.offer.metadataWarning);
   }
 }
@@ -55,7 +57,7 @@ class RecordedCall implements ConnectedCall {
    */
   async reinvite(_from: 'caller' | 'callee', offerSdp: string, update?: RecordingOffer): Promise<Renegotiation> {
     const { anchor, inbound } = this.ctx;
-    const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: offerSdp, initial: false });
+    const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: offerSdp, initial: false, towards: familyOf(this.ctx.receiver.address) });
     const answered = this.recorder.answer(offer);
     const answer = await anchor.answer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: answered.sdp });
     const participants = update
