@@ -12,6 +12,7 @@ export interface SubscriptionControl {
     'call-id': string;
     'from-tag': string;
     'to-tag': string;
+    'transport-protocol'?: 'RTP/AVP';
     codec?: { transcode?: string[] };
   }): Promise<{ sdp?: string }>;
   subscribeAnswer(req: { 'call-id': string; 'to-tag': string; sdp: string; flags?: string[] }): Promise<unknown>;
@@ -121,6 +122,8 @@ export class MediaSubscriber {
       'call-id': req.callId,
       'from-tag': req.fromTag,
       'to-tag': toTag,
+      // The gateway's sockets take plain RTP, whatever the party speaks (SRTP is rtpengine's).
+      'transport-protocol': 'RTP/AVP',
       ...(transcodeTo ? { codec: { transcode: [transcodeTo] } } : {}),
     });
     if (!reply.sdp) throw new SdpError('subscribe request returned no SDP');

@@ -139,6 +139,60 @@ describe('CallSession against a real rtpengine', () => {
     await expectReleased();
   }, 60_000);
 
+  it('an SRTP caller (RTP/SAVP with SDES keys) is answered in RTP/SAVP with its own crypto, decrypted by rtpengine and transcribed', async () => {
+    // The SRTP phone: a plain endpoint behind a second rtpengine call that encrypts towards the gateway.
+    const phone = await new RtpEndpoint('PCMU').open();
+    const front = `srtp-front-${Math.random().toString(36).slice(2)}`;
+    const offered = (await h.client.offer({ 'call-id': front, 'from-tag': 'phone', sdp: phone.sdp(), replace: ['origin', 'session-connection'], ICE: 'remove', 'transport-protocol': 'RTP/SAVP', DTLS: 'off' })).sdp!;
+    // As a desk phone offers SDES: one suite, AES_CM_128_HMAC_SHA1_80.
+    const srtpOffer = offered
+      .split('\r\n')
+      .filter((l) => !l.startsWith('a=crypto:') || l.includes(' AES_CM_128_HMAC_SHA1_80 '))
+      .join('\r\n');
+    expect(srtpOffer).toMatch(/^m=audio \d+ RTP\/SAVP /m);
+    expect(srtpOffer).toMatch(/^a=crypto:/m);
+    expect(srtpOffer).not.toMatch(/^a=fingerprint:/m);
+    const { session, leg, events } = await newTestCall(h, answerRule, { caller: phone, offer: srtpOffer });
+    await session.start();
+    expect(leg.answered).toMatch(/^m=audio \d+ RTP\/SAVP /m);
+    // A phone's usual SDES offer (one suite), answered with that suite and rtpengine's own key.
+    expect(srtpOffer.match(/^a=crypto:/gm)).toHaveLength(1);
+    expect(leg.answered).toMatch(/^a=crypto:\d+ AES_CM_128_HMAC_SHA1_80 inline:/m);
+    expect(leg.answered).not.toContain(/inline:(\S+)/.exec(srtpOffer)![1]);
+    const plainAnswer = (await h.client.answer({ 'call-id': front, 'from-tag': 'phone', 'to-tag': 'gateway', sdp: leg.answered! })).sdp!;
+    await phone.send(plainAnswer, speechPcmu);
+    await session.remoteBye('caller');
+    phone.close();
+    await h.client.delete({ 'call-id': front });
+    const ended = events().at(-1) as { parties: Record<string, { packets: number }> };
+    expect(ended.parties.caller!.packets).toBeGreaterThan(100);
+    expect(finalsOf(events(), 'caller').length).toBeGreaterThanOrEqual(1);
+    await expectReleased();
+  }, 60_000);
+
+  it('a bridge keeps each leg in its own transport: the SRTP caller answered SRTP, the callee offered plain RTP', async () => {
+    const phone = await new RtpEndpoint('PCMU').open();
+    const front = `srtp-front-${Math.random().toString(36).slice(2)}`;
+    const srtpOffer = (await h.client.offer({ 'call-id': front, 'from-tag': 'phone', sdp: phone.sdp(), replace: ['origin', 'session-connection'], ICE: 'remove', 'transport-protocol': 'RTP/SAVP', DTLS: 'off' })).sdp!;
+    const dialer = new FakeDialer();
+    const { session, leg } = await newTestCall(h, bridgeRule, { caller: phone, offer: srtpOffer, dialer });
+    await session.start();
+    expect(dialer.offer).toMatch(/^m=audio \d+ RTP\/AVP /m);
+    expect(dialer.offer).not.toMatch(/^a=crypto:/m);
+    expect(leg.answered).toMatch(/^m=audio \d+ RTP\/SAVP /m);
+    expect(leg.answered).toMatch(/^a=crypto:/m);
+    // The callee's re-INVITE reaches the caller in SRTP; the callee's answer stays plain.
+    const toCallee = await session.reinvite('callee', dialer.callee!.sdp(9));
+    expect(leg.reoffers.at(-1)).toMatch(/^m=audio \d+ RTP\/SAVP /m);
+    expect(leg.reoffers.at(-1)).toMatch(/^a=crypto:/m);
+    expect(toCallee).toMatch(/^m=audio \d+ RTP\/AVP /m);
+    await session.remoteBye('caller');
+    phone.close();
+    dialer.callee!.close();
+    await h.client.delete({ 'call-id': front });
+    await expectReleased();
+  }, 30_000);
+
   it('refuses a re-INVITE before the call is up, with a typed error', async () => {
     const { session, caller } = await newTestCall(h, answerRule);
     await expect(session.reinvite('caller', caller.sdp())).rejects.toMatchObject({ code: 'CALL_STATE', message: expect.stringMatching(/re-INVITE refused/) });

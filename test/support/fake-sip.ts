@@ -59,8 +59,12 @@ export class FakeInboundLeg implements InboundLeg {
     this.byes++;
   }
 
+  /** The offers of the re-INVITEs sent towards the caller. */
+  readonly reoffers: string[] = [];
+
   /** A re-INVITE towards the caller: the synthetic phone accepts the offer with its own SDP. */
-  async modify(): Promise<string> {
+  async modify(offer: string): Promise<string> {
+    this.reoffers.push(offer);
     return this.endpoint.sdp(3);
   }
 }
