@@ -64,13 +64,18 @@ export class RecorderLeg {
    * media. Nothing is left open when it fails.
    */
   static async open(receiver: RtpReceiver, offerSdp: string, streams: readonly RecorderStream[], sinkFor: (party: string) => MediaSink): Promise<RecorderLeg> {
-    const media = parseSdp(offerSdp).media;
+    const session = parseSdp(offerSdp);
+    const media = session.media;
     const recorded: { party: string; mediaIndex: number; port: RtpPartyPort }[] = [];
     try {
       for (const [i, m] of media.entries()) {
         if (m.type !== 'audio' || m.port === 0) continue;
         const party = streams.find((s) => s.mediaIndex === i)?.party ?? `stream${i + 1}`;
-        recorded.push({ party, mediaIndex: i, port: await receiver.openParty(new Map(), sinkFor(party)) });
+        const port = await receiver.openParty(new Map(), sinkFor(party));
+        // rtpengine sends each stream from the address it offers it at.
+        const source = (m.connection ?? session.connection)?.ip;
+        if (source !== undefined) port.stream.latch(source, m.port);
+        recorded.push({ party, mediaIndex: i, port });
       }
     } catch (err) {
       for (const r of recorded) r.port.close();

@@ -82,6 +82,8 @@ export class MediaSubscriber {
       await this.rtpengine.unsubscribe({ 'call-id': req.callId, 'to-tag': toTag }).catch(() => undefined);
       throw new SdpError(`rtpengine offered no codec the gateway decodes for ${req.label} (m=audio ${offer.payloads})`);
     }
+    // rtpengine sends the copy from the address it offers: nothing else gets into this party.
+    if (offer.sourceAddress !== undefined) port.stream.latch(offer.sourceAddress, offer.port);
     const answer = answerSdp(offer, chosen.payloadType, port.address, port.port, 'recvonly');
     const answerMap = payloadMapFromSdp(answer);
     port.stream.setPayloadMap(answerMap);
@@ -117,7 +119,7 @@ export class MediaSubscriber {
     };
   }
 
-  private async request(req: SubscriptionRequest, toTag: string, transcodeTo: string | undefined): Promise<MediaDescription> {
+  private async request(req: SubscriptionRequest, toTag: string, transcodeTo: string | undefined): Promise<MediaDescription & { readonly sourceAddress?: string }> {
     const reply = await this.rtpengine.subscribeRequest({
       'call-id': req.callId,
       'from-tag': req.fromTag,
@@ -127,9 +129,11 @@ export class MediaSubscriber {
       ...(transcodeTo ? { codec: { transcode: [transcodeTo] } } : {}),
     });
     if (!reply.sdp) throw new SdpError('subscribe request returned no SDP');
-    const media = parseSdp(reply.sdp).media?.find((m) => m.type === 'audio');
+    const session = parseSdp(reply.sdp);
+    const media = session.media?.find((m) => m.type === 'audio');
     if (!media) throw new SdpError('subscribe request SDP has no audio m= line');
-    return media;
+    const sourceAddress = (media.connection ?? session.connection)?.ip;
+    return { ...media, ...(sourceAddress !== undefined ? { sourceAddress } : {}) };
   }
 }
 

@@ -148,6 +148,10 @@ export interface PartyMediaStats {
   readonly rtcp: number;
   /** Audio packets without payload (keepalives, padding only): they add nothing. Absent in calls stored before it was counted. */
   readonly empty?: number;
+  /** Datagrams from an address other than rtpengine's, dropped. */
+  readonly foreign?: number;
+  /** Packets of a stray SSRC that never took the stream over. */
+  readonly ssrcRejected?: number;
   readonly unknownPayloadType: number;
   readonly undecodable: number;
   readonly ssrcChanges: number;

@@ -16,6 +16,7 @@ import type { AudioFrame } from '../../src/audio/frame.js';
 import { MediaSubscriber, type MediaSubscription } from '../../src/media/subscription.js';
 import type { DtmfEvent } from '../../src/media/rtp/dtmf.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
+import { buildRtp } from '../../src/media/rtp/packet.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import { OpusPacketEncoder } from '../support/opus-encoder.js';
 import { RtpEndpoint, type EndpointCodec } from '../support/rtp-endpoint.js';
@@ -254,6 +255,48 @@ describe('media path through a real rtpengine', () => {
     call.caller.close();
     call.callee.close();
     expect(await rtpe.numSessions()).toBe(0);
+  });
+
+  it("stray packets (another SSRC through rtpengine, another source address) change neither the party's audio nor its clock; a real SSRC change is followed", async () => {
+    const call = await anchor('PCMU');
+    const caller = capture('caller', performance.now());
+    const fork = await new MediaSubscriber(client, receiver, 'PCMU').subscribe({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
+    const { createSocket } = await import('node:dgram');
+    const intruder = createSocket('udp4');
+    await new Promise<void>((r) => intruder.bind(0, '127.0.0.1', r));
+    const strays = async (): Promise<void> => {
+      await new Promise((r) => setTimeout(r, 300));
+      // 10 packets of another SSRC from the caller's own socket, through rtpengine, interleaved with the stream.
+      const throughRtpengine = call.caller.send(call.callerRemote, tonePayloads('PCMU', CALLEE_HZ, 200), 0x5a5a5a5a);
+      // 10 straight to the gateway's socket from an address rtpengine does not send from.
+      for (let k = 0; k < 10; k++) {
+        intruder.send(buildRtp({ payloadType: 0, sequence: 60000 + k, timestamp: 900000 + 160 * k, ssrc: 0x1000 + call.caller.port }, encodeUlawBuffer(sine(CALLEE_HZ, 8000, 20, 0.3))), fork.port.port, '127.0.0.1');
+      }
+      await throughRtpengine;
+    };
+    await Promise.all([call.caller.send(call.callerRemote, tonePayloads('PCMU', CALLER_HZ, TONE_MS)), strays()]);
+    await new Promise((r) => setTimeout(r, 150));
+    const before = fork.stats();
+    expect(before).toMatchObject({ foreign: 10, ssrcChanges: 0 });
+    expect(before.ssrcRejected).toBeGreaterThanOrEqual(9);
+    expectContiguous(caller.frames);
+    // Only the caller's tone made it into the party's audio.
+    expect(goertzelDb(steady(caller.frames), CALLEE_HZ, 16000)).toBeLessThan(goertzelDb(steady(caller.frames), CALLER_HZ, 16000) - 30);
+    // A real change of source (a transfer, a re-INVITE elsewhere): the new SSRC takes over and plays on the same clock.
+    const framesBefore = caller.frames.length;
+    await call.caller.send(call.callerRemote, tonePayloads('PCMU', CALLEE_HZ, 600), 0x7b7b7b7b);
+    await new Promise((r) => setTimeout(r, 150));
+    const after = fork.stats();
+    await fork.close();
+    await client.delete({ 'call-id': call.callId });
+    call.caller.close();
+    call.callee.close();
+    intruder.close();
+    expect(after.ssrcChanges).toBe(1);
+    const changed = caller.frames.slice(framesBefore);
+    // Nearly all of the new stream is there (its probation packets are kept, not dropped).
+    expect(changed.length).toBeGreaterThanOrEqual(28);
+    expect(dominantFrequency(concatSamples(changed.slice(5).map((f) => f.samples)), 16000, [CALLER_HZ, CALLEE_HZ])).toBe(CALLEE_HZ);
   });
 
   it('leaves list numsessions at 0 and no gateway sockets open after every call', async () => {

@@ -22,7 +22,8 @@ export class RtpEndpoint {
   readonly received: RtpPacket[] = [];
   private socket: Socket | undefined;
   port = 0;
-  private timer: NodeJS.Timeout | undefined;
+  /** One timer per stream being sent: several streams may be sent at once (another SSRC, DTMF). */
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
     readonly codec: EndpointCodec,
@@ -98,18 +99,20 @@ export class RtpEndpoint {
           this.socket!.send(pkt, port, host);
         }
         if (i >= packets.length) {
-          clearInterval(this.timer);
-          this.timer = undefined;
+          clearInterval(timer);
+          this.timers.delete(timer);
           resolve();
         }
       };
-      this.timer = setInterval(tick, 10);
+      const timer = setInterval(tick, 10);
+      this.timers.add(timer);
       tick();
     });
   }
 
   close(): void {
-    if (this.timer) clearInterval(this.timer);
+    for (const t of this.timers) clearInterval(t);
+    this.timers.clear();
     this.socket?.close();
     this.socket = undefined;
   }

@@ -97,16 +97,46 @@ describe('RtpPartyStream', () => {
     expect(s.malformedByReason).toEqual({ 'too-short': 1, 'bad-version': 1 });
   });
 
-  it('starts afresh on an SSRC change: held packets are flushed first, sequence numbers restart', () => {
+  it('a real SSRC change takes over after its probation: held packets flushed first, then the new stream from its first packet', () => {
     const { s, calls } = stream();
     s.receive(pkt(10), 0);
     s.receive(pkt(12), 20); // held behind the missing 11
-    s.receive(pkt(500, { ssrc: 0xdef }), 40);
-    s.receive(pkt(501, { ssrc: 0xdef }), 60);
-    expect(calls.filter((c) => c[0] !== 'audio' || true).map((c) => (c[0] === 'audio' ? c[3] : c[0] === 'ssrc' ? `ssrc:${c[1].toString(16)}` : c[0]))).toEqual([
-      'ssrc:abc', 10, 12, 'ssrc:def', 500 & 0xff, 501 & 0xff,
-    ]);
-    expect(s.snapshot()).toMatchObject({ ssrcChanges: 1, lost: 1 });
+    // The old stream stops; the new one sends in sequence, 20 ms apart.
+    [500, 501, 502, 503].forEach((q, i) => s.receive(pkt(q, { ssrc: 0xdef }), 40 + 20 * i));
+    const shown = calls.map((c) => (c[0] === 'audio' ? c[3] : c[0] === 'ssrc' ? `ssrc:${c[1].toString(16)}` : c[0]));
+    expect(shown).toEqual(['ssrc:abc', 10, 12, 'ssrc:def', 500 & 0xff, 501 & 0xff, 502 & 0xff, 503 & 0xff]);
+    expect(s.snapshot()).toMatchObject({ ssrcChanges: 1, lost: 1, ssrcRejected: 0, packets: 6 });
+  });
+
+  it('stray packets of another SSRC, in a burst or interleaved with the party\'s stream, never take it over', () => {
+    const { s, calls } = stream();
+    let seq = 100;
+    let t = 0;
+    const own = (): void => void s.receive(pkt(seq++), (t += 20));
+    own();
+    own();
+    // A burst of 10 in sequence, all at once: in sequence, but not spread in time.
+    for (let k = 0; k < 10; k++) s.receive(pkt(9000 + k, { ssrc: 0x5757 }), t + 0.1 * k);
+    own();
+    // Ten more interleaved with the party's own packets, 20 ms apart.
+    for (let k = 0; k < 10; k++) {
+      s.receive(pkt(7000 + k, { ssrc: 0x6868 }), t + 5);
+      own();
+    }
+    expect(calls.filter((c) => c[0] === 'ssrc')).toEqual([['ssrc', 0xabc]]);
+    expect(audioSeqs(calls)).toEqual(Array.from({ length: 13 }, (_, i) => (100 + i) & 0xff));
+    expect(s.snapshot()).toMatchObject({ ssrcChanges: 0, ssrcRejected: 20, lost: 0, packets: 13 });
+  });
+
+  it('once latched, takes datagrams only from the latched source', () => {
+    const { s, calls } = stream();
+    s.latch('127.0.0.1', 20000);
+    s.receive(pkt(1), 0, { address: '127.0.0.1', port: 20000 });
+    for (let k = 0; k < 10; k++) s.receive(pkt(2 + k, { ssrc: 0x9999 }), 10 + k, { address: '127.0.0.1', port: 40404 });
+    s.receive(pkt(2), 20, { address: '127.0.0.2', port: 20000 });
+    s.receive(pkt(2), 20, { address: '127.0.0.1', port: 20000 });
+    expect(audioSeqs(calls)).toEqual([1, 2]);
+    expect(s.snapshot()).toMatchObject({ foreign: 11, packets: 2, ssrcChanges: 0 });
   });
 
   it('decodes static payload types that were not negotiated, and drops unknown dynamic ones', () => {

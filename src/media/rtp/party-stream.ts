@@ -35,6 +35,10 @@ export interface PartyRtpStats {
   rtcp: number;
   /** Audio packets without payload (padding only, keepalives): they add nothing. */
   empty: number;
+  /** Datagrams from an address other than the latched one (rtpengine's): dropped. */
+  foreign: number;
+  /** Packets of another SSRC that never took the stream over (strays while the party's stream went on). */
+  ssrcRejected: number;
   /** Payload types neither negotiated nor statically assigned. */
   unknownPayloadType: number;
   /** Negotiated formats the gateway does not decode (should not happen: subscriptions ask for PCMU/Opus). */
@@ -48,6 +52,15 @@ export interface PartyRtpStats {
 }
 
 const DEFAULT_PTIME_MS = 20;
+/**
+ * RFC 3550 A.1 probation for a new SSRC: it takes the stream over only after this many packets in
+ * sequence, spread over at least PROBATION_MS of arrival time, with the current SSRC silent
+ * meanwhile. A burst of strays (or a second source interleaved with the party's) never does.
+ */
+const PROBATION_PACKETS = 3;
+const PROBATION_MS = 35;
+/** Packets of a candidate SSRC held during its probation (released when it takes over). */
+const PROBATION_HOLD = 16;
 
 /**
  * The statistics of one party over the whole call when its media came through several streams
@@ -72,7 +85,7 @@ export function mergePartyStats(earlier: PartyRtpStats | undefined, later: Party
 export class RtpPartyStream {
   /** Counters of this stage; loss, lateness and duplicates are the reorder buffer's (see snapshot). */
   private readonly stats: Omit<PartyRtpStats, keyof ReorderStats> = {
-    packets: 0, bytes: 0, malformed: 0, rtcp: 0, empty: 0, unknownPayloadType: 0, undecodable: 0,
+    packets: 0, bytes: 0, malformed: 0, rtcp: 0, empty: 0, foreign: 0, ssrcRejected: 0, unknownPayloadType: 0, undecodable: 0,
     ssrcChanges: 0, dtmfEvents: 0, jitterMs: 0, codec: undefined,
   };
   readonly malformedByReason: Partial<Record<RtpMalformedReason, number>> = {};
@@ -84,6 +97,10 @@ export class RtpPartyStream {
   private lastTransit: number | undefined;
   private lastAudioSeq = -1;
   private lastAudioTs = 0;
+  /** The one source address datagrams are taken from, once known (rtpengine's media address). */
+  private latched: { readonly address: string; readonly port: number } | undefined;
+  /** A new SSRC on probation, and its packets so far. */
+  private candidate: { ssrc: number; lastSeq: number; firstArrival: number; held: { packet: RtpPacket; bytes: number; arrivalMs: number }[] } | undefined;
 
   constructor(
     private payloadMap: PayloadMap,
@@ -95,14 +112,23 @@ export class RtpPartyStream {
     );
   }
 
+  /** Takes datagrams only from `address:port` from now on (where rtpengine sends this party's media from). */
+  latch(address: string, port: number): void {
+    this.latched = { address, port };
+  }
+
   /** A re-negotiation (re-INVITE, re-subscription) changed the payload types. */
   setPayloadMap(map: PayloadMap): void {
     this.payloadMap = map;
   }
 
-  /** Handles one datagram from the socket. Never throws on bad input. */
-  receive(datagram: Uint8Array, arrivalMs: number): void {
+  /** Handles one datagram from the socket (`from`: its source, checked against the latch). Never throws on bad input. */
+  receive(datagram: Uint8Array, arrivalMs: number, from?: { readonly address: string; readonly port: number }): void {
     if (this.closed) return;
+    if (this.latched && from && (from.port !== this.latched.port || from.address !== this.latched.address)) {
+      this.stats.foreign++;
+      return;
+    }
     const parsed = parseRtp(datagram);
     if (isMalformed(parsed)) {
       if (parsed.malformed === 'rtcp') this.stats.rtcp++;
@@ -112,12 +138,44 @@ export class RtpPartyStream {
       }
       return;
     }
+    if (this.ssrc !== undefined && parsed.ssrc !== this.ssrc) {
+      this.probation(parsed, datagram.length, arrivalMs);
+      return;
+    }
+    if (this.candidate) this.rejectCandidate();
+    if (this.ssrc === undefined) this.changeSsrc(parsed.ssrc, arrivalMs);
+    this.accept(parsed, datagram.length, arrivalMs);
+  }
+
+  private accept(parsed: RtpPacket, bytes: number, arrivalMs: number): void {
     this.stats.packets++;
-    this.stats.bytes += datagram.length;
-    if (parsed.ssrc !== this.ssrc) this.changeSsrc(parsed.ssrc, arrivalMs);
+    this.stats.bytes += bytes;
     const format = this.formatOf(parsed.payloadType);
     if (format?.kind === 'audio') this.updateJitter(parsed, format.clockRate, arrivalMs);
     this.reorder.push(parsed.sequence, parsed, arrivalMs);
+  }
+
+  /** A packet of another SSRC: it takes over only after its probation (see PROBATION_PACKETS). */
+  private probation(parsed: RtpPacket, bytes: number, arrivalMs: number): void {
+    const c = this.candidate;
+    if (!c || c.ssrc !== parsed.ssrc || parsed.sequence !== ((c.lastSeq + 1) & 0xffff)) {
+      if (c) this.rejectCandidate();
+      this.candidate = { ssrc: parsed.ssrc, lastSeq: parsed.sequence, firstArrival: arrivalMs, held: [{ packet: parsed, bytes, arrivalMs }] };
+      return;
+    }
+    c.lastSeq = parsed.sequence;
+    if (c.held.length < PROBATION_HOLD) c.held.push({ packet: parsed, bytes, arrivalMs });
+    else this.stats.ssrcRejected++;
+    if (c.held.length < PROBATION_PACKETS || arrivalMs - c.firstArrival < PROBATION_MS) return;
+    // A real change of source: the new SSRC takes the stream, its probation packets first.
+    this.candidate = undefined;
+    this.changeSsrc(c.ssrc, c.held[0]!.arrivalMs);
+    for (const h of c.held) this.accept(h.packet, h.bytes, h.arrivalMs);
+  }
+
+  private rejectCandidate(): void {
+    this.stats.ssrcRejected += this.candidate?.held.length ?? 0;
+    this.candidate = undefined;
   }
 
   /** Releases packets held behind a gap for longer than the reorder window (the stream stalled). */

@@ -60,7 +60,7 @@ export class RtpReceiver {
       // Capped by net.core.rmem_max; the default buffer still works.
     }
     const stream = new RtpPartyStream(payloadMap, sink, this.options.reorderWindowMs);
-    socket.on('message', (msg) => stream.receive(msg, performance.now()));
+    socket.on('message', (msg, rinfo) => stream.receive(msg, performance.now(), rinfo));
     // A UDP socket error (ICMP unreachable echoes, etc.) must not take the gateway down.
     socket.on('error', () => undefined);
     let done = false;
