@@ -103,4 +103,75 @@ describe('PartyAudio', () => {
     expect(frames).toHaveLength(packets.length);
     expect(dominantFrequency(concatSamples(frames.slice(5).map((f) => f.samples)), 16000, [440, 1000])).toBe(440);
   });
+
+  describe('the playout clock (advance)', () => {
+    it('keeps frames coming while the party sends nothing: a 5 s pause is 5 s of frames, on time', () => {
+      const { audio, frames } = party();
+      audio.streamChange(1, 0);
+      for (let i = 0; i < 10; i++) audio.audio(PCMU, i * 160, payload(i), 0, i * 20);
+      // The shared tick, every 20 ms of wall clock, with no packets at all.
+      for (let t = 220; t <= 5200; t += 20) audio.advance(t);
+      expect(contiguous(frames)).toBe(true);
+      expect(frames.at(-1)!.startMs).toBe(5180);
+      expect(frames).toHaveLength(260);
+      // Right after speech a lost packet is concealed; then it is silence.
+      expect(audio.concealedSamples).toBe(60 * 16);
+      expect(frames.slice(20).every((f) => f.samples.every((v) => v === 0))).toBe(true);
+    });
+
+    it('a talkspurt after a pause continues at the right time: nothing is invented twice', () => {
+      const { audio, frames } = party();
+      audio.streamChange(1, 0);
+      audio.audio(PCMU, 0, payload(0), 0, 0);
+      for (let t = 20; t <= 1000; t += 20) audio.advance(t - 200);
+      // The sender resumes 1 s after its first packet (DTX): timestamps jumped by 1 s too.
+      for (let i = 0; i < 5; i++) audio.audio(PCMU, 8000 + i * 160, payload(50 + i), 0, 1000 + i * 20);
+      expect(contiguous(frames)).toBe(true);
+      expect(frames.find((f) => f.samples.some((v) => Math.abs(v) > 1000) && f.startMs > 100)!.startMs).toBe(1000);
+      expect(frames.at(-1)!.startMs).toBe(1080);
+      expect(audio.lateSamples).toBe(0);
+    });
+
+    it('after a 1 s stall released as one burst: audio still within the fill delay is kept, the older is late, the clock is continuous', () => {
+      const { audio, frames } = party();
+      audio.streamChange(1, 0);
+      for (let i = 0; i < 5; i++) audio.audio(PCMU, i * 160, payload(i), 0, i * 20);
+      // The network stalls for 1 s; the clock fills what is 200 ms overdue.
+      for (let t = 100; t <= 1100; t += 20) audio.advance(t - 200);
+      const filledTo = frames.at(-1)!.startMs + 20;
+      expect(filledTo).toBe(900);
+      // Then the 50 packets of that second arrive at once.
+      const results = Array.from({ length: 50 }, (_, k) => audio.audio(PCMU, (5 + k) * 160, payload(5 + k), 0, 1100));
+      expect(results.filter((r) => !r)).toHaveLength((filledTo - 100) / 20);
+      expect(results.slice(-10).every(Boolean)).toBe(true);
+      expect(audio.lateSamples).toBe(((filledTo - 100) / 20) * 320);
+      expect(contiguous(frames)).toBe(true);
+      expect(frames.at(-1)!.startMs).toBe(1080);
+    });
+
+    it('a late packet that partly overlaps what was filled keeps only its new part', () => {
+      const { audio, frames } = party();
+      audio.streamChange(1, 0);
+      audio.audio(PCMU, 0, payload(0), 0, 0);
+      audio.advance(30); // filled up to 30 ms
+      expect(audio.audio(PCMU, 160, payload(1), 0, 235)).toBe(true);
+      expect(audio.lateSamples).toBe(10 * 16);
+      audio.audio(PCMU, 320, payload(2), 0, 240);
+      expect(contiguous(frames)).toBe(true);
+      expect(frames.at(-1)!.startMs).toBe(40);
+    });
+
+    it('a codec switch with another clock rate (PCMU to Opus) continues where the audio ended, without invented silence', async () => {
+      const { OpusPacketEncoder } = await import('../../test/support/opus-encoder.js');
+      const opus = new OpusPacketEncoder(48000).encodeAll(sine(440, 48000, 200, 0.3));
+      const { audio, frames } = party();
+      audio.streamChange(1, 0);
+      for (let i = 0; i < 5; i++) audio.audio(PCMU, 80000 + i * 160, payload(i), 0, i * 20);
+      // The same SSRC goes on in Opus, its timestamps in a 48 kHz clock (rtpengine passes some packets, transcodes others).
+      opus.forEach((p, k) => audio.audio({ codec: 'opus', clockRate: 48000, channels: 2 }, 1_234_567 + k * 960, p, 0, 100 + k * 20));
+      expect(contiguous(frames)).toBe(true);
+      expect(frames).toHaveLength(5 + opus.length);
+      expect(audio.filledSamples).toBe(0);
+    });
+  });
 });

@@ -11,35 +11,53 @@ export interface AudioFormat {
 }
 
 export interface PartyAudioOptions {
-  /** Gaps up to this long are filled (concealment, comfort noise); longer ones move the clock. */
+  /** Gaps in RTP time up to this long are filled (concealment, comfort noise); longer ones move the clock. */
   readonly maxGapFillMs?: number;
   /** Returns the call-clock time (ms) of a wall-clock arrival time (performance.now() ms). */
   readonly callClock: (arrivalMs: number) => number;
 }
 
 const DEFAULT_MAX_GAP_FILL_MS = 1000;
+/** Codec concealment continues a stream this long after its last audio; beyond it, silence. */
+const CONCEAL_MS = 60;
+/**
+ * A packet whose RTP time and arrival time disagree by more than this (a sender that restarted
+ * its timestamps, a clock that drifted) is placed by its arrival instead: the call clock wins.
+ */
+const RESYNC_MS = 1500;
+const SAMPLES_PER_MS = SAMPLE_RATE / 1000;
 
 /**
  * Turns one party's ordered RTP payloads into 20 ms 16 kHz `AudioFrame`s on the call clock.
- * Timestamps drive the clock: a gap in RTP time becomes concealment (after loss) or comfort
- * noise / silence (after silence suppression), so frames stay contiguous.
+ *
+ * Each packet is placed by its RTP timestamp (in its own codec's clock rate) on the call clock,
+ * anchored to the arrival of the stream's first packet: a gap in RTP time becomes concealment
+ * (after loss) or comfort noise / silence (after silence suppression), so frames stay contiguous.
+ *
+ * `advance(due)` is the playout clock: whatever the party has not sent up to `due` is filled now
+ * (concealment for a short loss, then silence or the comfort-noise level), so frames keep coming
+ * in real time while the party sends nothing (DTX, a phone's VAD, hold). Audio that arrives for a
+ * place already filled is late: it is not written twice, and `audio()` says so.
  */
 export class PartyAudio {
   private framer: Framer | undefined;
   private decoder: AudioDecoder | undefined;
   /** The format `decoder` was made for (compared field by field: this runs for every packet). */
   private decoderFormat: AudioFormat | undefined;
-  /** RTP timestamp expected for the next packet of the current SSRC. */
-  private nextTs: number | undefined;
+  /** Where RTP time meets the call clock for the current stream: this timestamp (at this rate) is at `atMs`. */
+  private anchor: { ts: number; rate: number; atMs: number } | undefined;
   private lastPacketSamples = 320;
+  /** Call-clock end of the last decoded audio (for concealment after it). */
+  private lastAudioEndMs = -Infinity;
   private noiseRms = 0;
   private noiseSeed = 0x1234567;
-  private streamStartArrival: number | undefined;
   private readonly maxGapFillSamples: number;
   framesOut = 0;
   concealedSamples = 0;
   filledSamples = 0;
   clockJumps = 0;
+  /** Samples of packets that came after their place had been filled (dropped). */
+  lateSamples = 0;
 
   constructor(
     readonly party: string,
@@ -49,22 +67,62 @@ export class PartyAudio {
     this.maxGapFillSamples = ((options.maxGapFillMs ?? DEFAULT_MAX_GAP_FILL_MS) * SAMPLE_RATE) / 1000;
   }
 
-  audio(format: AudioFormat, timestamp: number, payload: Uint8Array, lostBefore: number, arrivalMs: number): void {
-    const framer = this.framerAt(arrivalMs);
+  /**
+   * One packet's payload, in order. Returns false when it came too late: its place on the call
+   * clock had already been filled, and nothing of it was used.
+   */
+  audio(format: AudioFormat, timestamp: number, payload: Uint8Array, lostBefore: number, arrivalMs: number): boolean {
+    const arrivalAt = this.options.callClock(arrivalMs);
+    const framer = this.framerAt(arrivalAt);
     const decoder = this.decoderFor(format);
-    if (this.nextTs !== undefined) {
-      const gapTicks = (timestamp - this.nextTs) | 0;
-      if (gapTicks > 0) this.fillGap(framer, decoder, Math.round((gapTicks * SAMPLE_RATE) / format.clockRate), lostBefore);
-    } else if (this.streamStartArrival !== undefined) {
-      // First packet of a new SSRC: continue the clock, unless the stream really paused.
-      this.alignToArrival(framer, arrivalMs);
+    let at = this.placeOf(timestamp, format.clockRate, arrivalAt, framer);
+    // Decoded even when late, so a stateful codec (Opus) stays in step with the stream.
+    let samples = decoder.decode(payload);
+    const behindMs = framer.clockMs - at;
+    if (behindMs > 0.5 / SAMPLES_PER_MS) {
+      const skip = Math.round(behindMs * SAMPLES_PER_MS);
+      if (skip >= samples.length) {
+        this.lateSamples += samples.length;
+        return false;
+      }
+      this.lateSamples += skip;
+      samples = samples.subarray(skip);
+      at = framer.clockMs;
+    } else if (at > framer.clockMs) {
+      this.fillGap(framer, decoder, Math.round((at - framer.clockMs) * SAMPLES_PER_MS), lostBefore);
     }
-    this.streamStartArrival = undefined;
-    const samples = decoder.decode(payload);
     if (samples.length > 0) this.lastPacketSamples = samples.length;
     framer.write(samples);
-    this.nextTs = (timestamp + Math.round((samples.length * format.clockRate) / SAMPLE_RATE)) >>> 0;
+    this.lastAudioEndMs = framer.clockMs;
     this.noiseRms = 0;
+    return true;
+  }
+
+  /**
+   * The playout clock: everything the party has not sent up to the wall-clock time `dueArrivalMs`
+   * is filled now. Does nothing before the party's first packet.
+   */
+  advance(dueArrivalMs: number): void {
+    const framer = this.framer;
+    if (!framer) return;
+    const missingMs = this.options.callClock(dueArrivalMs) - framer.clockMs;
+    if (missingMs < 1) return;
+    let samples = Math.round(missingMs * SAMPLES_PER_MS);
+    const decoder = this.decoder;
+    // Right after audio, a missing packet is a loss to conceal; later it is the sender's silence.
+    const concealMs = decoder ? Math.max(0, this.lastAudioEndMs + CONCEAL_MS - framer.clockMs) : 0;
+    let conceal = Math.min(samples, Math.round(concealMs * SAMPLES_PER_MS));
+    samples -= conceal;
+    this.concealedSamples += conceal;
+    while (conceal > 0 && decoder) {
+      const n = Math.min(conceal, this.lastPacketSamples);
+      framer.write(decoder.conceal(n));
+      conceal -= n;
+    }
+    if (samples > 0) {
+      this.filledSamples += samples;
+      this.writeSilence(framer, samples);
+    }
   }
 
   comfortNoise(levelDbov: number): void {
@@ -72,9 +130,9 @@ export class PartyAudio {
     this.noiseRms = levelDbov >= 127 ? 0 : 32768 * 10 ** (-levelDbov / 20);
   }
 
-  streamChange(_ssrc: number, arrivalMs: number): void {
-    this.nextTs = undefined;
-    this.streamStartArrival = arrivalMs;
+  /** A new SSRC: its timestamps start afresh, so it is placed by its first packet's arrival. */
+  streamChange(_ssrc: number, _arrivalMs: number): void {
+    this.anchor = undefined;
     this.closeDecoder();
   }
 
@@ -84,9 +142,27 @@ export class PartyAudio {
     this.closeDecoder();
   }
 
-  private framerAt(arrivalMs: number): Framer {
+  /**
+   * Where a packet goes on the call clock. A stream's first packet (and the first after a
+   * change of clock rate: a payload-type switch between codecs) anchors RTP time to the call
+   * clock at its arrival, never before what has been emitted; later ones follow their timestamps.
+   */
+  private placeOf(timestamp: number, rate: number, arrivalAt: number, framer: Framer): number {
+    const a = this.anchor;
+    if (a && a.rate === rate) {
+      const at = a.atMs + (((timestamp - a.ts) | 0) * 1000) / rate;
+      if (Math.abs(at - arrivalAt) <= RESYNC_MS) return at;
+      this.clockJumps++;
+    }
+    // A codec switch continues where the previous codec's audio ended.
+    const atMs = a && a.rate !== rate ? framer.clockMs : Math.max(framer.clockMs, arrivalAt);
+    this.anchor = { ts: timestamp, rate, atMs };
+    return atMs;
+  }
+
+  private framerAt(arrivalAt: number): Framer {
     if (!this.framer) {
-      this.framer = new Framer(this.party, Math.max(0, Math.round(this.options.callClock(arrivalMs))), (f) => {
+      this.framer = new Framer(this.party, Math.max(0, Math.round(arrivalAt)), (f) => {
         this.framesOut++;
         this.onFrame(f);
       });
@@ -115,7 +191,7 @@ export class PartyAudio {
   private fillGap(framer: Framer, decoder: AudioDecoder, samples: number, lostBefore: number): void {
     if (samples > this.maxGapFillSamples) {
       this.clockJumps++;
-      framer.jumpTo(framer.clockMs + (samples * 1000) / SAMPLE_RATE);
+      framer.jumpTo(framer.clockMs + samples / SAMPLES_PER_MS);
       return;
     }
     // Lost packets get the codec's concealment; the rest of the gap was silence at the sender.
@@ -130,20 +206,6 @@ export class PartyAudio {
     if (rest > 0) {
       this.filledSamples += rest;
       this.writeSilence(framer, rest);
-    }
-  }
-
-  private alignToArrival(framer: Framer, arrivalMs: number): void {
-    const behindMs = this.options.callClock(arrivalMs) - framer.clockMs;
-    // Small differences are network and reorder latency, not a pause.
-    if (behindMs <= 100) return;
-    const samples = Math.round((behindMs * SAMPLE_RATE) / 1000);
-    if (samples > this.maxGapFillSamples) {
-      this.clockJumps++;
-      framer.jumpTo(framer.clockMs + behindMs);
-    } else {
-      this.filledSamples += samples;
-      this.writeSilence(framer, samples);
     }
   }
 

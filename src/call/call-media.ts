@@ -49,9 +49,8 @@ export class CallMedia {
     }
     const sink = audio;
     return {
-      audio: (format, ts, payload, lost, arrival) => {
-        if (this.clockZero !== undefined) sink.audio(format, ts, payload, lost, arrival);
-      },
+      audio: (format, ts, payload, lost, arrival) => (this.clockZero !== undefined ? sink.audio(format, ts, payload, lost, arrival) : undefined),
+      advance: (due) => sink.advance(due),
       comfortNoise: (level) => sink.comfortNoise(level),
       streamChange: (ssrc, arrival) => sink.streamChange(ssrc, arrival),
       dtmf: (e) => {

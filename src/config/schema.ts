@@ -42,7 +42,12 @@ export const MediaConfigSchema = portRange({
   portMin: port,
   portMax: port,
   reorderWindowMs: z.number().int().min(0).max(200),
+  fillDelayMs: z.number().int().min(20).max(2000),
   forkCodec: z.enum(['PCMU', 'opus']),
+}).superRefine((m, ctx) => {
+  if (m.fillDelayMs <= m.reorderWindowMs) {
+    ctx.addIssue({ code: 'custom', path: ['fillDelayMs'], message: `must be longer than reorderWindowMs (${m.reorderWindowMs})` });
+  }
 });
 
 export const VadConfigSchema = z

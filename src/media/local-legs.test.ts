@@ -13,7 +13,7 @@ function receiver(bindAddress = '127.0.0.1'): RtpReceiver {
 }
 afterEach(() => receivers.splice(0).forEach((r) => r.close()));
 
-const sink: MediaSink = { audio: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined };
+const sink: MediaSink = { audio: () => undefined, advance: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined };
 const crlf = (lines: string[]): string => `${lines.join('\r\n')}\r\n`;
 
 /** rtpengine's offer towards a recording server: two labelled audio streams with video between them. */

@@ -41,10 +41,11 @@ export function chooseCodec(media: MediaDescription, wanted: string | undefined)
 
 export type MediaDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 
-/** One answered `m=` line: the offered media, the codec chosen from it, and the gateway's port. */
+/** One answered `m=` line: the offered media, the codec(s) chosen from it, and the gateway's port. */
 export interface AnsweredStream {
   readonly offer: MediaDescription;
-  readonly codecPt: number;
+  /** The chosen codec's payload type, or several (every offered codec the gateway decodes). */
+  readonly codecPt: number | readonly number[];
   readonly port: number;
   readonly direction: MediaDirection;
 }
@@ -66,8 +67,9 @@ export function answerSdpStreams(streams: readonly AnsweredStream[], address: st
   const { sessionId, version } = origin ?? { sessionId: Date.now(), version: 0 };
   const lines = ['v=0', `o=whisperline ${sessionId} ${version} IN ${family} ${address}`, 's=whisperline', `c=IN ${family} ${address}`, 't=0 0'];
   for (const { offer, codecPt, port, direction } of streams) {
+    const chosen = typeof codecPt === 'number' ? [codecPt] : codecPt;
     const pts = offeredPayloadTypes(offer).filter((pt) => {
-      if (pt === codecPt) return true;
+      if (chosen.includes(pt)) return true;
       const enc = encodingOf(offer, pt);
       return enc !== undefined && PASSED.has(enc.name.toLowerCase());
     });
@@ -86,7 +88,7 @@ export function answerSdpStreams(streams: readonly AnsweredStream[], address: st
 }
 
 /** A one-stream answer (subscriptions, the gateway's own leg). */
-export function answerSdp(offer: MediaDescription, codecPt: number, address: string, port: number, direction: MediaDirection, origin?: SdpOrigin): string {
+export function answerSdp(offer: MediaDescription, codecPt: number | readonly number[], address: string, port: number, direction: MediaDirection, origin?: SdpOrigin): string {
   return answerSdpStreams([{ offer, codecPt, port, direction }], address, origin);
 }
 

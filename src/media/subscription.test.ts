@@ -33,7 +33,7 @@ class FakeSubscriptions implements SubscriptionControl {
   }
 }
 
-const sink: MediaSink = { audio: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined };
+const sink: MediaSink = { audio: () => undefined, advance: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined };
 const receivers: RtpReceiver[] = [];
 const receiver = (): RtpReceiver => {
   const r = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: 47000 + Number(process.env.VITEST_POOL_ID ?? 0) * 20, portMax: 47019 + Number(process.env.VITEST_POOL_ID ?? 0) * 20, reorderWindowMs: 60 });

@@ -3,7 +3,7 @@ import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
 import type { CodecName } from '../audio/codec.js';
 import type { MediaSink, PartyRtpStats } from './rtp/party-stream.js';
 import { payloadMapFromSdp, SdpError } from './rtp/payload-map.js';
-import { answerSdp, chooseCodec, offeredPayloadTypes } from './sdp.js';
+import { answerSdp, chooseCodec, decodableCodecs, offeredPayloadTypes } from './sdp.js';
 import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
 
 /** The part of the rtpengine client a subscription needs (ng key names as rtpengine spells them). */
@@ -84,7 +84,10 @@ export class MediaSubscriber {
     }
     // rtpengine sends the copy from the address it offers: nothing else gets into this party.
     if (offer.sourceAddress !== undefined) port.stream.latch(offer.sourceAddress, offer.port);
-    const answer = answerSdp(offer, chosen.payloadType, port.address, port.port, 'recvonly');
+    // Every offered codec the gateway decodes (and DTMF, CN): a caller that switches codecs mid-call
+    // (PCMU ↔ PCMA, → Opus) is then passed through as it is, never transcoded packet by packet.
+    const codecs = transcodeTo !== undefined ? [chosen.payloadType] : decodableCodecs(offer).map((c) => c.payloadType);
+    const answer = answerSdp(offer, codecs, port.address, port.port, 'recvonly');
     const answerMap = payloadMapFromSdp(answer);
     port.stream.setPayloadMap(answerMap);
     // rtpengine 10.5 refuses an answer that drops any offered codec unless transcoding is allowed.

@@ -85,6 +85,7 @@ async function trial(legs: number, seconds: number, opusShare: number, load: Sen
     );
     const port = await receiver.openParty(MAP, {
       audio: (f, ts, payload, lost, arrival) => audio.audio(f, ts, payload, lost, arrival),
+      advance: (due) => audio.advance(due),
       comfortNoise: (l) => audio.comfortNoise(l),
       streamChange: (ssrc, arrival) => audio.streamChange(ssrc, arrival),
       dtmf: () => undefined,

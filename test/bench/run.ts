@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   asr: () => import('./asr.js'),
   calls: () => import('./calls.js'),
   feed: () => import('./feed.js'),
+  siprec: () => import('./siprec.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -22,6 +22,7 @@ import { FakeDialer, RejectingDialer } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine } from '../support/rtpengine.js';
+import { waitFor } from '../support/net.js';
 import { speechFixture } from '../support/speech.js';
 
 const log = pino({ level: 'silent' });
@@ -73,6 +74,18 @@ describe('CallSession against a real rtpengine', () => {
     expect(all.map((e) => e.seq)).toEqual(all.map((_, i) => i + 1));
     expect(leg.byes).toBe(0);
     expect(session.state).toMatchObject({ name: 'closed', reason: 'bye-caller' });
+    await expectReleased();
+  }, 60_000);
+
+  it('speech followed by no packets at all (silence suppression): its final comes while the call is up, without another packet', async () => {
+    const { session, leg, events, caller } = await newTestCall(h, answerRule);
+    await session.start();
+    // The sentence without its trailing silence: the phone stops sending when the caller stops talking.
+    await caller.send(leg.answered!, speechPcmu.slice(0, speechPcmu.length - 60));
+    await waitFor('a final without more packets', () => finalsOf(events(), 'caller').length >= 1, 15_000);
+    expect(session.state.name).toBe('active');
+    await session.remoteBye('caller');
+    caller.close();
     await expectReleased();
   }, 60_000);
 
@@ -308,7 +321,7 @@ describe('CallSession against a real rtpengine', () => {
     // A receiver with one RTP port, already taken: the call's sink cannot open.
     const port = await freePortRange();
     const tiny = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: port, portMax: port, reorderWindowMs: 60 });
-    const squatter = await tiny.openParty(new Map(), { audio: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined });
+    const squatter = await tiny.openParty(new Map(), { audio: () => undefined, advance: () => undefined, comfortNoise: () => undefined, streamChange: () => undefined, dtmf: () => undefined, end: () => undefined });
     const services = { ...h.services(), receiver: tiny, subscriber: new MediaSubscriber(h.client, tiny, 'PCMU') };
     const { session, leg, events, caller } = await newTestCall(h, answerRule, { services });
     await expect(session.start()).rejects.toMatchObject({ code: 'PORTS_EXHAUSTED', retryable: true });

@@ -19,7 +19,7 @@ import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { buildRtp } from '../../src/media/rtp/packet.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import { OpusPacketEncoder } from '../support/opus-encoder.js';
-import { RtpEndpoint, type EndpointCodec } from '../support/rtp-endpoint.js';
+import { RtpEndpoint, sdpAddress, type EndpointCodec } from '../support/rtp-endpoint.js';
 import { rtpPortRange, startTestRtpengine, type TestRtpengine } from '../support/rtpengine.js';
 import { concatSamples, dominantFrequency, goertzelDb, sine } from '../support/signal.js';
 
@@ -74,6 +74,7 @@ function capture(party: string, t0: number): PartyCapture {
 function sinkOf(c: PartyCapture, dtmf: DtmfEvent[] = []): Parameters<MediaSubscriber['subscribe']>[1] {
   return {
     audio: (f, ts, payload, lost, arrival) => c.audio.audio(f, ts, payload, lost, arrival),
+    advance: (due) => c.audio.advance(due),
     comfortNoise: (level) => c.audio.comfortNoise(level),
     streamChange: (ssrc, arrival) => c.audio.streamChange(ssrc, arrival),
     dtmf: (e) => dtmf.push(e),
@@ -298,6 +299,75 @@ describe('media path through a real rtpengine', () => {
     expect(changed.length).toBeGreaterThanOrEqual(28);
     expect(dominantFrequency(concatSamples(changed.slice(5).map((f) => f.samples)), 16000, [CALLER_HZ, CALLEE_HZ])).toBe(CALLEE_HZ);
   });
+
+  it('a caller that switches codecs mid-stream (PCMU → PCMA → Opus) is passed through as sent: no transcoding, no invented silence, one clock', async () => {
+    const callId = `media-switch-${Math.random().toString(36).slice(2)}`;
+    const { createSocket } = await import('node:dgram');
+    const phone = createSocket('udp4');
+    await new Promise<void>((r) => phone.bind(0, '127.0.0.1', r));
+    const multi = (port: number): string =>
+      `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0 8 96 101\r\na=rtpmap:96 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n`;
+    const callee = await new RtpEndpoint('PCMU').open();
+    await client.offer({ 'call-id': callId, 'from-tag': 'caller-tag', sdp: multi(phone.address().port), replace: ['origin', 'session-connection'], ICE: 'remove', 'transport-protocol': 'RTP/AVP' });
+    const answer = await client.answer({ 'call-id': callId, 'from-tag': 'caller-tag', 'to-tag': 'callee-tag', sdp: multi(callee.port), replace: ['origin', 'session-connection'], ICE: 'remove', 'transport-protocol': 'RTP/AVP' });
+    const remote = sdpAddress(answer.sdp!);
+    const caller = capture('caller', performance.now());
+    const fork = await new MediaSubscriber(client, receiver, 'PCMU').subscribe({ callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
+    expect(fork.transcoded).toBe(false);
+    const pcm = sine(CALLER_HZ, 8000, 1000, 0.3);
+    const opus = new OpusPacketEncoder(48000).encodeAll(sine(CALLER_HZ, 48000, 400, 0.3));
+    const packets: Buffer[] = [];
+    for (let i = 0; i < 25; i++) packets.push(buildRtp({ payloadType: 0, sequence: 100 + i, timestamp: 8000 + i * 160, ssrc: 0xc0dec }, encodeUlawBuffer(pcm.subarray(i * 160, (i + 1) * 160))));
+    for (let i = 25; i < 50; i++) packets.push(buildRtp({ payloadType: 8, sequence: 100 + i, timestamp: 8000 + i * 160, ssrc: 0xc0dec }, encodeAlawBuffer(pcm.subarray(i * 160, (i + 1) * 160))));
+    // Opus on the same SSRC: its timestamps run in 48 kHz from wherever the sender's Opus clock is.
+    opus.forEach((p, k) => packets.push(buildRtp({ payloadType: 96, sequence: 150 + k, timestamp: 7_000_000 + k * 960, ssrc: 0xc0dec }, p)));
+    for (const p of packets) {
+      phone.send(p, remote.port, remote.address);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await new Promise((r) => setTimeout(r, 150));
+    const stats = fork.stats();
+    await fork.close();
+    await client.delete({ 'call-id': callId });
+    phone.close();
+    callee.close();
+    // Each codec arrived as sent, and the party's audio is one continuous tone.
+    expect(stats).toMatchObject({ codec: 'opus', undecodable: 0, unknownPayloadType: 0 });
+    expect(stats.packets).toBeGreaterThanOrEqual(packets.length - 2);
+    expect(caller.audio.clockJumps).toBe(0);
+    // At most a frame or two of concealment at the switches; no 600 ms of invented silence.
+    expect(caller.audio.filledSamples + caller.audio.concealedSamples).toBeLessThan(40 * 16);
+    expectContiguous(caller.frames);
+    expect(caller.frames.length).toBeGreaterThanOrEqual(packets.length - 3);
+  });
+
+  it('the playout clock: a 5 s pause in the packets (DTX) is 5 s of frames, on one continuous clock; the talkspurt after it is on time', async () => {
+    const call = await anchor('PCMU');
+    const t0 = performance.now();
+    const caller = capture('caller', t0);
+    const fork = await new MediaSubscriber(client, receiver, 'PCMU').subscribe({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
+    const sentAt = performance.now();
+    await call.caller.send(call.callerRemote, tonePayloads('PCMU', CALLER_HZ, 400));
+    await new Promise((r) => setTimeout(r, 5000));
+    // Frames kept coming through the pause, without a packet.
+    const duringPause = caller.frames.length;
+    expect(duringPause).toBeGreaterThanOrEqual(Math.floor((5400 - 300) / 20));
+    // The next talkspurt: timestamps moved on by the pause, as a DTX sender's do.
+    const resumedAt = performance.now();
+    const resume = tonePayloads('PCMU', CALLEE_HZ, 400);
+    await call.caller.send(call.callerRemote, resume, undefined, 0, { sequence: 1020, timestamp: 5000 + Math.round((resumedAt - sentAt) * 8) });
+    await new Promise((r) => setTimeout(r, 100));
+    await fork.close();
+    await client.delete({ 'call-id': call.callId });
+    call.caller.close();
+    call.callee.close();
+    expectContiguous(caller.frames);
+    // The 1 kHz talkspurt sits where it was sent on the call clock (within a few frames), not right after the first one.
+    const first1k = caller.frames.find((f) => f.startMs > 1000 && goertzelDb(f.samples, CALLEE_HZ, 16000) > goertzelDb(f.samples, CALLER_HZ, 16000) + 20)!;
+    expect(Math.abs(first1k.startMs - (resumedAt - t0))).toBeLessThan(120);
+    expect(caller.audio.lateSamples).toBe(0);
+    expect(caller.frames.at(-1)!.startMs - caller.frames[0]!.startMs).toBeGreaterThan(resumedAt - sentAt + 300);
+  }, 30_000);
 
   it('leaves list numsessions at 0 and no gateway sockets open after every call', async () => {
     expect(await rtpe.numSessions()).toBe(0);

@@ -76,7 +76,17 @@ export class RtpEndpoint {
    * real time. An `{ event }` item is an RFC 4733 telephone-event payload: a run of them shares
    * the timestamp of its first packet, as one key press does. Resolves when the last one is sent.
    */
-  send(remoteSdp: string, packets: readonly (Uint8Array | { event: Uint8Array })[], ssrc = 0x1000 + this.port, mediaIndex = 0): Promise<void> {
+  /**
+   * Sends `packets` as a stream every 20 ms. `start` continues an earlier stream (a DTX sender's
+   * next talkspurt): its first sequence number and timestamp; default 1000 and 5000.
+   */
+  send(
+    remoteSdp: string,
+    packets: readonly (Uint8Array | { event: Uint8Array })[],
+    ssrc = 0x1000 + this.port,
+    mediaIndex = 0,
+    start: { readonly sequence: number; readonly timestamp: number } = { sequence: 1000, timestamp: 5000 },
+  ): Promise<void> {
     const media = parseSdp(remoteSdp).media[mediaIndex]!;
     const host = media.connection?.ip ?? parseSdp(remoteSdp).connection?.ip ?? '127.0.0.1';
     const port = media.port;
@@ -93,9 +103,9 @@ export class RtpEndpoint {
           const isEvent = !(item instanceof Uint8Array);
           if (!isEvent) eventStart = -1;
           else if (eventStart < 0) eventStart = i;
-          const timestamp = 5000 + (isEvent ? eventStart : i) * ticks;
+          const timestamp = (start.timestamp + (isEvent ? eventStart : i) * ticks) >>> 0;
           const payloadType = isEvent ? 101 : this.payloadType;
-          const pkt = buildRtp({ payloadType, sequence: 1000 + i, timestamp, ssrc, marker: i === 0 || (isEvent && eventStart === i) }, isEvent ? item.event : item);
+          const pkt = buildRtp({ payloadType, sequence: (start.sequence + i) & 0xffff, timestamp, ssrc, marker: i === 0 || (isEvent && eventStart === i) }, isEvent ? item.event : item);
           this.socket!.send(pkt, port, host);
         }
         if (i >= packets.length) {

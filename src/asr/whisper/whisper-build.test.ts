@@ -20,12 +20,10 @@ describe('whisper-server build', () => {
     const { binary } = await ensureTestWhisper();
     const buildDir = dirname(dirname(dirname(binary)));
     const lines: string[] = [];
-    const started = Date.now();
     const again = await ensureWhisperBinaries({ buildDir, cuda: false, onOutput: (l) => lines.push(l) });
     expect(again.server).toBe(binary);
     expect(again.server).toMatch(/\/cpu-[0-9a-f]{16}\/bin\/whisper-server$/);
     expect(lines).toEqual([]);
-    expect(Date.now() - started).toBeLessThan(5000);
     const stamp = JSON.parse(readFileSync(join(dirname(dirname(binary)), 'whisperline-build.json'), 'utf8')) as { cmakeArgs: string[] };
     expect(stamp.cmakeArgs).toContain('-DCMAKE_BUILD_TYPE=Release');
     expect(stamp.cmakeArgs).not.toContain('-DGGML_CUDA=1');

@@ -48,6 +48,11 @@ export class DtmfDetector {
     return done;
   }
 
+  /** Whether an event has begun and not ended yet. */
+  get hasOpenEvent(): boolean {
+    return this.open !== undefined;
+  }
+
   /** Closes an event whose end packets never came (stream ended, or a new event began). */
   flush(): DtmfEvent[] {
     const done: DtmfEvent[] = [];

@@ -19,7 +19,8 @@ type Call =
 function recorder(): { sink: MediaSink; calls: Call[] } {
   const calls: Call[] = [];
   const sink: MediaSink = {
-    audio: (f: AudioPayloadFormat, ts, payload, lost) => calls.push(['audio', f.codec, ts, payload[0]!, lost]),
+    audio: (f: AudioPayloadFormat, ts, payload, lost) => void calls.push(['audio', f.codec, ts, payload[0]!, lost]),
+    advance: () => undefined,
     comfortNoise: (level) => calls.push(['cn', level]),
     streamChange: (ssrc) => calls.push(['ssrc', ssrc]),
     dtmf: (e: DtmfEvent) => calls.push(['dtmf', e.digit, e.durationMs]),
@@ -161,6 +162,25 @@ describe('RtpPartyStream', () => {
       ['audio', 'PCMA', 160, 1, 0], ['dtmf', '7', 80], ['audio', 'PCMA', 7 * 160, 7, 0],
     ]);
     expect(s.snapshot().dtmfEvents).toBe(1);
+  });
+
+  it('a key whose end packets are all lost is reported once, three packet times after its last packet, with the duration seen', () => {
+    const { s, calls } = stream();
+    const ev = (dur: number): number[] => [9, 10, dur >> 8, dur & 0xff];
+    s.receive(pkt(1), 0);
+    s.receive(pkt(2), 20);
+    [160, 320, 480].forEach((dur, i) => s.receive(pkt(3 + i, { pt: 101, ts: 480, payload: ev(dur) }), 40 + i * 20));
+    // The clock ticks on; nothing more arrives (the end packets, and the audio after, are lost).
+    s.tick(120, 200);
+    expect(calls.filter((c) => c[0] === 'dtmf')).toEqual([]);
+    s.tick(160, 200);
+    s.tick(180, 200);
+    s.tick(400, 200);
+    expect(calls.filter((c) => c[0] === 'dtmf')).toEqual([['dtmf', '9', 60]]);
+    // A late end packet of the same key does not report it again.
+    s.receive(pkt(6, { pt: 101, ts: 480, payload: [9, 0x80 | 10, 0, 160] }), 420);
+    s.end();
+    expect(calls.filter((c) => c[0] === 'dtmf')).toHaveLength(1);
   });
 
   it('passes comfort noise levels and releases a stalled gap when the window expires', () => {

@@ -11,8 +11,16 @@ export type AudioPayloadFormat = Extract<PayloadFormat, { kind: 'audio' }>;
  * never decodes. Calls arrive in sequence order of the current SSRC.
  */
 export interface MediaSink {
-  /** An audio packet; `lostBefore` packets right before it were given up as lost. */
-  audio(format: AudioPayloadFormat, timestamp: number, payload: Uint8Array, lostBefore: number, arrivalMs: number): void;
+  /**
+   * An audio packet; `lostBefore` packets right before it were given up as lost. Returns false
+   * when the packet came too late to be used (its place had already been filled).
+   */
+  audio(format: AudioPayloadFormat, timestamp: number, payload: Uint8Array, lostBefore: number, arrivalMs: number): boolean | void;
+  /**
+   * The playout clock's tick: whatever has not arrived for media due at the wall-clock time
+   * `dueArrivalMs` (performance.now() ms) is filled now, so frames keep coming without packets.
+   */
+  advance(dueArrivalMs: number): void;
   /** RFC 3389 comfort noise: silence at `levelDbov` (-dBov) until the next audio packet. */
   comfortNoise(levelDbov: number): void;
   /** A new SSRC took over the stream: codec state and timestamps start afresh. */
@@ -52,6 +60,8 @@ export interface PartyRtpStats {
 }
 
 const DEFAULT_PTIME_MS = 20;
+/** A DTMF event whose end packets never came is reported this many packet times after its last packet. */
+const DTMF_END_WAIT_PACKETS = 3;
 /**
  * RFC 3550 A.1 probation for a new SSRC: it takes the stream over only after this many packets in
  * sequence, spread over at least PROBATION_MS of arrival time, with the current SSRC silent
@@ -97,6 +107,14 @@ export class RtpPartyStream {
   private lastTransit: number | undefined;
   private lastAudioSeq = -1;
   private lastAudioTs = 0;
+  /** The packet time the sender uses (learnt from consecutive audio packets). */
+  private ptimeMs = DEFAULT_PTIME_MS;
+  /** Arrival of the last packet of a DTMF event not ended yet (its end packets may all be lost). */
+  private lastDtmfArrival: number | undefined;
+  /** Audio packets the sink refused as too late (their place on the call clock was filled). */
+  private playoutLate = 0;
+  /** The stream's timestamps as continuous ms (for the reorder window): the last packet's. */
+  private media: { ts: number; rate: number; ms: number } | undefined;
   /** The one source address datagrams are taken from, once known (rtpengine's media address). */
   private latched: { readonly address: string; readonly port: number } | undefined;
   /** A new SSRC on probation, and its packets so far. */
@@ -107,7 +125,7 @@ export class RtpPartyStream {
     private readonly sink: MediaSink,
     private readonly reorderWindowMs: number,
   ) {
-    this.reorder = new ReorderBuffer<RtpPacket>(Math.round(reorderWindowMs / DEFAULT_PTIME_MS), (packet, lostBefore, arrivalMs) =>
+    this.reorder = new ReorderBuffer<RtpPacket>(reorderWindowMs, (packet, lostBefore, arrivalMs) =>
       this.release(packet, lostBefore, arrivalMs),
     );
   }
@@ -152,7 +170,7 @@ export class RtpPartyStream {
     this.stats.bytes += bytes;
     const format = this.formatOf(parsed.payloadType);
     if (format?.kind === 'audio') this.updateJitter(parsed, format.clockRate, arrivalMs);
-    this.reorder.push(parsed.sequence, parsed, arrivalMs);
+    this.reorder.push(parsed.sequence, this.mediaMsOf(parsed, format), parsed, arrivalMs);
   }
 
   /** A packet of another SSRC: it takes over only after its probation (see PROBATION_PACKETS). */
@@ -176,6 +194,23 @@ export class RtpPartyStream {
   private rejectCandidate(): void {
     this.stats.ssrcRejected += this.candidate?.held.length ?? 0;
     this.candidate = undefined;
+  }
+
+  /**
+   * The playout clock's tick (shared by every party of the receiver): packets held behind a gap
+   * for longer than the reorder window are released (the stream stalled), a DTMF key whose end
+   * packets were lost is reported three packet times after its last packet, and the sink fills
+   * what is due `fillDelayMs` ago and still missing.
+   */
+  tick(nowMs: number, fillDelayMs: number): void {
+    if (this.closed) return;
+    const oldest = this.reorder.oldestHeldArrival();
+    if (oldest !== undefined && nowMs - oldest >= this.reorderWindowMs) this.reorder.flush();
+    if (this.lastDtmfArrival !== undefined && nowMs - this.lastDtmfArrival >= DTMF_END_WAIT_PACKETS * this.ptimeMs) {
+      this.lastDtmfArrival = undefined;
+      for (const d of this.dtmf.values()) for (const ev of d.flush()) this.emitDtmf(ev);
+    }
+    this.sink.advance(nowMs - fillDelayMs);
   }
 
   /** Releases packets held behind a gap for longer than the reorder window (the stream stalled). */
@@ -207,14 +242,27 @@ export class RtpPartyStream {
       this.stats.ssrcChanges++;
       this.end();
       this.reorder.reset();
-      this.reorder.setWindow(Math.round(this.reorderWindowMs / DEFAULT_PTIME_MS));
+      this.reorder.setPacketMs(DEFAULT_PTIME_MS);
       this.dtmf.clear();
     }
     this.ssrc = ssrc;
+    this.media = undefined;
     this.lastTransit = undefined;
     this.jitterTicks = 0;
     this.lastAudioSeq = -1;
     this.sink.streamChange(ssrc, arrivalMs);
+  }
+
+  /**
+   * A packet's timestamp as ms on the stream's continuous scale, each step in its own codec's
+   * clock rate; a step across codecs of different rates counts as one packet time.
+   */
+  private mediaMsOf(packet: RtpPacket, format: PayloadFormat | undefined): number {
+    const rate = format && 'clockRate' in format ? format.clockRate : 8000;
+    const m = this.media;
+    const ms = !m ? 0 : m.rate === rate ? m.ms + (((packet.timestamp - m.ts) | 0) * 1000) / rate : m.ms + this.ptimeMs;
+    this.media = { ts: packet.timestamp, rate, ms };
+    return ms;
   }
 
   private formatOf(payloadType: number): PayloadFormat | undefined {
@@ -233,13 +281,14 @@ export class RtpPartyStream {
         }
         this.learnPtime(packet, format.clockRate);
         this.stats.codec = format.codec;
-        this.sink.audio(format, packet.timestamp, packet.payload, lostBefore, arrivalMs);
+        if (this.sink.audio(format, packet.timestamp, packet.payload, lostBefore, arrivalMs) === false) this.playoutLate++;
         break;
       }
       case 'telephone-event': {
         let d = this.dtmf.get(format.clockRate);
         if (!d) this.dtmf.set(format.clockRate, (d = new DtmfDetector(format.clockRate)));
         for (const ev of d.push(packet.timestamp, packet.payload)) this.emitDtmf(ev);
+        this.lastDtmfArrival = d.hasOpenEvent ? arrivalMs : undefined;
         break;
       }
       case 'comfort-noise':
@@ -265,7 +314,10 @@ export class RtpPartyStream {
     const seq = packet.sequence;
     if (this.lastAudioSeq >= 0 && ((this.lastAudioSeq + 1) & 0xffff) === seq) {
       const ptimeMs = (((packet.timestamp - this.lastAudioTs) >>> 0) * 1000) / clockRate;
-      if (ptimeMs >= 2.5 && ptimeMs <= 120) this.reorder.setWindow(Math.round(this.reorderWindowMs / ptimeMs));
+      if (ptimeMs >= 2.5 && ptimeMs <= 120) {
+        this.ptimeMs = ptimeMs;
+        this.reorder.setPacketMs(ptimeMs);
+      }
     }
     this.lastAudioSeq = seq;
     this.lastAudioTs = packet.timestamp;
@@ -285,6 +337,7 @@ export class RtpPartyStream {
 
   /** Current totals of this party. */
   snapshot(): PartyRtpStats {
-    return { ...this.stats, ...this.reorder.stats };
+    // Late: behind what was already released in order, or behind what the playout clock filled.
+    return { ...this.stats, ...this.reorder.stats, late: this.reorder.stats.late + this.playoutLate };
   }
 }

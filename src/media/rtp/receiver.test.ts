@@ -19,7 +19,8 @@ function countingSink(): MediaSink & { seqs: number[]; ended: number } {
   const s = {
     seqs: [] as number[],
     ended: 0,
-    audio: (_f: unknown, ts: number) => s.seqs.push(ts / 160),
+    audio: (_f: unknown, ts: number) => void s.seqs.push(ts / 160),
+    advance: () => undefined,
     comfortNoise: () => undefined,
     streamChange: () => undefined,
     dtmf: () => undefined,

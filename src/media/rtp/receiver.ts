@@ -10,9 +10,17 @@ export interface RtpReceiverOptions {
   readonly portMin: number;
   readonly portMax: number;
   readonly reorderWindowMs: number;
+  /**
+   * The playout clock fills what a party has not sent once it is this late (ms, default 200):
+   * longer than the reorder window, so a jitter spike delays audio instead of losing it.
+   */
+  readonly fillDelayMs?: number;
   /** Socket receive buffer per party; a burst after a stall must fit (default 256 KiB). */
   readonly recvBufferBytes?: number;
 }
+
+/** The default playout fill delay (see `fillDelayMs`). */
+export const DEFAULT_FILL_DELAY_MS = 200;
 
 /** One party's receive socket: what the gateway advertises to rtpengine, and what it closes. */
 export interface RtpPartyPort {
@@ -24,12 +32,13 @@ export interface RtpPartyPort {
   close(): void;
 }
 
-/** How often stalled reorder buffers are checked (ms). */
-const EXPIRE_INTERVAL_MS = 20;
+/** The playout clock's tick: one timer for every party of the receiver (ms). */
+const TICK_MS = 20;
 
 /**
- * Owns the RTP sockets of all subscribed parties: one UDP socket per party from the configured range,
- * and one timer for all of them that releases packets held behind a gap once a stream stalls.
+ * Owns the RTP sockets of all subscribed parties: one UDP socket per party from the configured
+ * range, and the playout clock: one timer for all of them that, every tick, releases packets held
+ * behind a gap once a stream stalls and lets each party's audio fill what is due and missing.
  */
 export class RtpReceiver {
   private readonly pool: RtpPortPool;
@@ -132,8 +141,9 @@ export class RtpReceiver {
         return;
       }
       const now = performance.now();
-      for (const p of this.open) if (p.stream.holdsPackets) p.stream.expire(now);
-    }, EXPIRE_INTERVAL_MS);
+      const fillDelay = this.options.fillDelayMs ?? DEFAULT_FILL_DELAY_MS;
+      for (const p of this.open) p.stream.tick(now, fillDelay);
+    }, TICK_MS);
     this.timer.unref();
   }
 }

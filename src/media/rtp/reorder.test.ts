@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { ReorderBuffer } from './reorder.js';
 
+/** 20 ms packets whose media time follows their sequence number; `window` in packets (× 20 ms). */
 function run(window: number, seqs: number[], flush = false): { out: [number, number][]; rb: ReorderBuffer<number> } {
   const out: [number, number][] = [];
-  const rb = new ReorderBuffer<number>(window, (item, lost) => out.push([item, lost]));
-  seqs.forEach((s, i) => rb.push(s & 0xffff, s, i));
+  const rb = new ReorderBuffer<number>(window * 20, (item, lost) => out.push([item, lost]));
+  seqs.forEach((s, i) => rb.push(s & 0xffff, s * 20, s, i));
   if (flush) rb.flush();
   return { out, rb };
 }
@@ -58,21 +59,40 @@ describe('ReorderBuffer', () => {
   });
 
   it('reports the arrival time of the oldest held packet', () => {
-    const rb = new ReorderBuffer<number>(5, () => undefined);
-    rb.push(1, 1, 100);
+    const rb = new ReorderBuffer<number>(100, () => undefined);
+    rb.push(1, 20, 1, 100);
     expect(rb.oldestHeldArrival()).toBeUndefined();
-    rb.push(3, 3, 120);
-    rb.push(4, 4, 140);
+    rb.push(3, 60, 3, 120);
+    rb.push(4, 80, 4, 140);
     expect(rb.oldestHeldArrival()).toBe(120);
   });
 
   it('starts over on reset (new SSRC): held packets go first, old sequence numbers mean nothing, counters add up', () => {
     const out: [number, number][] = [];
-    const rb = new ReorderBuffer<number>(3, (item, lost) => out.push([item, lost]));
-    [1, 3].forEach((s) => rb.push(s, s, 0));
+    const rb = new ReorderBuffer<number>(60, (item, lost) => out.push([item, lost]));
+    [1, 3].forEach((s) => rb.push(s, s * 20, s, 0));
     rb.reset();
-    [2, 3, 4].forEach((s) => rb.push(s, 100 + s, 0));
+    [2, 3, 4].forEach((s) => rb.push(s, s * 20, 100 + s, 0));
     expect(out).toEqual([[1, 0], [3, 1], [102, 0], [103, 0], [104, 0]]);
     expect(rb.stats).toEqual({ late: 0, duplicate: 0, lost: 1 });
+  });
+
+  it('holds by media time, not by count: 10 ms packets are held six deep in a 60 ms window, a packet 4 places late is kept', () => {
+    const out: [number, number][] = [];
+    const rb = new ReorderBuffer<number>(60, (item, lost) => out.push([item, lost]));
+    rb.setPacketMs(10);
+    // 10 ms packets: 2 comes after 3, 4, 5, 6 (four places late, 40 ms of audio behind it).
+    [1, 3, 4, 5, 6, 2, 7].forEach((s, i) => rb.push(s, s * 10, s, i));
+    expect(out).toEqual([[1, 0], [2, 0], [3, 0], [4, 0], [5, 0], [6, 0], [7, 0]]);
+    expect(rb.stats).toEqual({ late: 0, duplicate: 0, lost: 0 });
+  });
+
+  it('after silence suppression, a loss at the start of a talkspurt is measured from where the talkspurt starts', () => {
+    const out: [number, number][] = [];
+    const rb = new ReorderBuffer<number>(60, (item, lost) => out.push([item, lost]));
+    // 1 at 0 ms; 2 s of DTX; the talkspurt's first packet (2, at 2000 ms) comes after 3 and 4.
+    [[1, 0], [3, 2020], [4, 2040], [2, 2000], [5, 2060]].forEach(([s, ms], i) => rb.push(s!, ms!, s!, i));
+    expect(out.map(([s]) => s)).toEqual([1, 2, 3, 4, 5]);
+    expect(rb.stats.lost).toBe(0);
   });
 });

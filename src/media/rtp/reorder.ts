@@ -1,6 +1,8 @@
 /**
- * Puts the packets of one RTP stream (one SSRC) back in sequence order, holding at most
- * `windowPackets` packets behind a gap before it declares the missing ones lost.
+ * Puts the packets of one RTP stream (one SSRC) back in sequence order, holding packets behind a
+ * gap for up to `windowMs` of media time (by their timestamps: the packets held span that much
+ * audio) before it declares the missing ones lost. A window in media time holds the same audio
+ * whatever the packet time, and a burst released after a stall is reordered within it too.
  *
  * Contract: `release` sees every accepted item exactly once, in increasing sequence order, and
  * learns through `lostBefore` how many sequence numbers were given up right before it. Late
@@ -21,6 +23,8 @@ export class ReorderBuffer<T> {
   private readonly items: (T | undefined)[] = new Array<T | undefined>(CAPACITY).fill(undefined);
   private readonly seqs = new Float64Array(CAPACITY).fill(-1);
   private readonly arrivals = new Float64Array(CAPACITY);
+  /** Media time of each held item (ms on the stream's own continuous scale). */
+  private readonly times = new Float64Array(CAPACITY);
   /** Extended sequence numbers recently released, to tell duplicates from late packets. */
   private readonly released = new Float64Array(CAPACITY).fill(-1);
   private started = false;
@@ -30,13 +34,17 @@ export class ReorderBuffer<T> {
   private pendingLoss = 0;
   readonly stats: ReorderStats = { late: 0, duplicate: 0, lost: 0 };
 
+  /** Media time one packet covers (ms): how far before the first held packet the missing one starts. */
+  private packetMs = 20;
+
   constructor(
-    private windowPackets: number,
+    private readonly windowMs: number,
     private readonly release: (item: T, lostBefore: number, arrivalMs: number) => void,
   ) {}
 
-  setWindow(packets: number): void {
-    this.windowPackets = Math.max(0, Math.min(CAPACITY - 1, packets));
+  /** The packet time the sender uses (learnt from its packets). */
+  setPacketMs(ms: number): void {
+    this.packetMs = ms;
   }
 
   get heldCount(): number {
@@ -54,7 +62,8 @@ export class ReorderBuffer<T> {
     return oldest;
   }
 
-  push(sequence: number, item: T, arrivalMs: number): void {
+  /** `mediaMs`: the packet's timestamp as ms on the stream's continuous scale. */
+  push(sequence: number, mediaMs: number, item: T, arrivalMs: number): void {
     if (!this.started) {
       this.started = true;
       this.highest = this.expected = sequence;
@@ -81,13 +90,21 @@ export class ReorderBuffer<T> {
     this.seqs[slot] = ext;
     this.items[slot] = item;
     this.arrivals[slot] = arrivalMs;
+    this.times[slot] = mediaMs;
     this.held++;
     if (ext > this.highest) this.highest = ext;
     this.drain();
-    while (this.held > 0 && this.highest - this.expected >= this.windowPackets) {
+    while (this.held > 0 && this.heldSpanMs() >= this.windowMs) {
       this.skipToNextHeld();
       this.drain();
     }
+  }
+
+  /** How much audio waits behind the gap: from the first held packet's start to the newest one's end. */
+  private heldSpanMs(): number {
+    let first = this.expected;
+    while (this.seqs[first & MASK] !== first) first++;
+    return this.times[this.highest & MASK]! + this.packetMs - this.times[first & MASK]!;
   }
 
   /**
