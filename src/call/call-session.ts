@@ -165,7 +165,9 @@ export class CallSession {
       this.fork = this.openAudioFork(call, parties.map((p) => p.party));
     } catch (err) {
       if (isCallEnded(err)) {
-        await this.closing;
+        // Ended meanwhile: by close() (its ending is under way), or seen first below (the SIP
+        // stack had the CANCEL before the session did): a normal ending either way.
+        await (this.closing ?? this.close(err instanceof CallEndedError && err.reason ? err.reason : 'cancel'));
         throw new CallEndedError(this.callId, `starting (${this.endReason()})`);
       }
       const cause = asWhisperlineError(err, 'call set-up failed');

@@ -1,4 +1,5 @@
 import { WhisperlineError } from '../errors.js';
+import type { CallEndReason } from '../transcripts/events.js';
 
 /**
  * The call level's typed errors. The SIP edge maps them to responses (`sip/errors.ts`); nothing
@@ -18,9 +19,16 @@ export class CalleeRejectedError extends WhisperlineError {
   }
 }
 
-/** The call ended while `what` was under way: the expected end of a set-up, not a failure. */
+/**
+ * The call ended while `what` was under way: the expected end of a set-up, not a failure.
+ * `reason` says how, when the one who noticed first knows it (the SIP stack saw the CANCEL).
+ */
 export class CallEndedError extends WhisperlineError {
-  constructor(callId: string, what: string) {
+  constructor(
+    callId: string,
+    what: string,
+    readonly reason?: CallEndReason,
+  ) {
     super('CALL_ENDED', `call ${callId} ended while ${what}`);
   }
 }

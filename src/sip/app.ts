@@ -1,6 +1,6 @@
 import Srf from 'drachtio-srf';
 import type { CallSession } from '../call/call-session.js';
-import { CalleeRejectedError } from '../call/errors.js';
+import { CalleeRejectedError, CallEndedError } from '../call/errors.js';
 import type { RecordingOffer } from '../call/recording.js';
 import type { CallRegistry } from '../call/registry.js';
 import type { CallRule } from '../call/rule.js';
@@ -293,6 +293,8 @@ class DrachtioInboundLeg implements InboundLeg {
         ...(warnings.length > 0 ? { headers: { Warning: warnings.map((w) => warningHeader(w.code, w.text)).join(', ') } } : {}),
       });
     } catch (err) {
+      // The caller's CANCEL won the race: drachtio answered it 487 and refused the 200 OK.
+      if (err instanceof SipError && err.status === 487) throw new CallEndedError(this.callId, 'answering (cancelled)', 'cancel');
       throw signallingFailed('the 200 OK to the caller', err);
     }
     watchDialog(this.dialog, this.events, this.log);

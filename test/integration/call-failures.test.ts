@@ -110,4 +110,24 @@ describe('a call that fails during set-up', () => {
     b.close();
     expect(await h.rtpe.numSessions()).toBe(0);
   });
+
+  it("a CANCEL that wins the race with the 200 OK: a normal ending (cancel, 487), no error, nothing left in rtpengine", async () => {
+    const a = await supervisor(QUEUE_A);
+    const rule: CallRule = { name: 'sales', action: 'answer', labels: ['queue-a'] };
+    const { session, leg, caller } = await newTestCall(h, rule, { services: { ...h.services(), speech } });
+    leg.cancelDuringAnswer = true;
+    await expect(session.start()).rejects.toMatchObject({ code: 'CALL_ENDED' });
+    caller.close();
+    // Nothing more is sent to the caller: the SIP stack already answered the CANCEL.
+    expect(leg.rejected).toBeUndefined();
+    expect(leg.byes).toBe(0);
+    await waitFor('call.ended on the feed', () => a.messages.some((m) => m.type === 'call.ended' && m.callId === leg.callId));
+    const ended = a.messages.find((m) => m.type === 'call.ended' && m.callId === leg.callId)!;
+    expect(ended).toMatchObject({ reason: 'cancel', sipStatus: 487 });
+    expect(ended.error).toBeUndefined();
+    const stored = store.call(leg.callId);
+    expect(stored).toMatchObject({ endReason: 'cancel', endStatus: 487 });
+    a.close();
+    expect(await h.rtpe.numSessions()).toBe(0);
+  });
 });

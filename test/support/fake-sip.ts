@@ -4,7 +4,7 @@
  * The final response of an unanswered call is the SIP edge's own mapping (`sip/errors.ts`), so
  * what a fake leg records is what drachtio would have sent.
  */
-import { CalleeRejectedError } from '../../src/call/errors.js';
+import { CalleeRejectedError, CallEndedError } from '../../src/call/errors.js';
 import type { AnswerWarning, CallEnding, InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
 import { WhisperlineError } from '../../src/errors.js';
 import { finalResponseFor, warningHeader, type SipFinalResponse } from '../../src/sip/errors.js';
@@ -29,6 +29,8 @@ export class FakeInboundLeg implements InboundLeg {
   gate: Promise<void> = Promise.resolve();
   /** The answer fails (no ACK). */
   failAnswer = false;
+  /** The caller's CANCEL reaches the SIP stack while the 200 OK is being sent (drachtio answers 487). */
+  cancelDuringAnswer = false;
 
   constructor(
     readonly callId: string,
@@ -41,6 +43,7 @@ export class FakeInboundLeg implements InboundLeg {
   async answer(sdp: string, options: { readonly warnings?: readonly AnswerWarning[] } = {}): Promise<void> {
     await this.gate;
     if (this.failAnswer) throw new WhisperlineError('SIGNALLING_FAILED', 'no ACK');
+    if (this.cancelDuringAnswer) throw new CallEndedError(this.callId, 'answering (cancelled)', 'cancel');
     this.answered = sdp;
     this.answerWarnings = (options.warnings ?? []).map((w) => warningHeader(w.code, w.text));
   }

@@ -17,6 +17,7 @@ export async function answerCaller(ctx: CallContext, sdp: string, extra: readonl
     await ctx.inbound.answer(sdp, warnings.length > 0 ? { warnings } : {});
   } catch (err) {
     ctx.checkOpen('answering');
+    // CALL_ENDED from the leg: the caller cancelled while the 200 OK was being sent.
     if (err instanceof WhisperlineError) throw err;
     throw new WhisperlineError('SIGNALLING_FAILED', `the 200 OK to the caller failed: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
