@@ -3,14 +3,11 @@
  * call the gateway answers itself, and the recorder leg of a recording (one socket per recorded
  * stream). Codec choice and SDP writing live here, below the call level.
  */
-import { parse as parseSdp, write as writeSdp, type MediaDescription } from 'sdp-transform';
+import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
 import { payloadMapFromSdp, SdpError } from './rtp/payload-map.js';
 import type { MediaSink, PartyRtpStats } from './rtp/party-stream.js';
 import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
-import { answerDirection, answerSdp, chooseCodec, encodingOf, offeredPayloadTypes, SdpSession } from './sdp.js';
-
-/** Formats kept beside the chosen codec in the gateway's answers: DTMF and comfort noise. */
-const PASSED = new Set(['telephone-event', 'cn']);
+import { answerDirection, answerMedia, answerSdp, chooseCodec, declinedMedia, offeredPayloadTypes, SdpSession, writeAnswer } from './sdp.js';
 
 /**
  * The gateway as the called party: a socket that takes what rtpengine sends towards the
@@ -96,42 +93,17 @@ export class RecorderLeg {
    * its socket (`inactive` where it was offered inactive or recvonly, as RFC 3264 requires), with
    * the chosen codec plus telephone-event and CN in rtpengine's payload type numbers and its
    * `a=label`; anything else (video, streams beyond the original ones) declined with port 0.
-   * Written with sdp-transform; each socket's payload map follows the answer.
+   * Written by the one SDP writer (sdp.ts); each socket's payload map follows the answer.
    */
   answer(offerSdp: string): { readonly sdp: string; readonly held: boolean } {
     const offer = parseSdp(offerSdp);
-    const address = this.receiver.address;
-    const ipVer = address.includes(':') ? 6 : 4;
     const media: MediaDescription[] = offer.media.map((m, i): MediaDescription => {
       const recorded = this.recorded.find((r) => r.mediaIndex === i);
       const chosen = m.type === 'audio' ? chooseCodec(m, undefined) : undefined;
-      if (!recorded || m.port === 0 || !chosen) return { type: m.type, port: 0, protocol: m.protocol, payloads: m.payloads, rtp: [], fmtp: [] };
-      const pts = offeredPayloadTypes(m).filter((pt) => pt === chosen.payloadType || PASSED.has(encodingOf(m, pt)?.name.toLowerCase() ?? ''));
-      return {
-        type: 'audio',
-        port: recorded.port.port,
-        protocol: 'RTP/AVP',
-        payloads: pts.join(' '),
-        rtp: pts.map((pt) => {
-          const enc = encodingOf(m, pt)!;
-          return { payload: pt, codec: enc.name, rate: enc.rate, ...(enc.channels > 1 ? { encoding: enc.channels } : {}) };
-        }),
-        fmtp: m.fmtp.filter((f) => pts.includes(f.payload)),
-        direction: answerDirection(m.direction ?? offer.direction, 'recvonly'),
-        rtcpMux: 'rtcp-mux',
-        ...(m.ptime !== undefined ? { ptime: m.ptime } : {}),
-        ...(m.label !== undefined ? { label: m.label } : {}),
-      };
+      if (!recorded || m.port === 0 || !chosen) return declinedMedia(m);
+      return answerMedia({ offer: m, codecPt: chosen.payloadType, port: recorded.port.port, direction: answerDirection(m.direction ?? offer.direction, 'recvonly') });
     });
-    const origin = this.session.next();
-    const sdp = writeSdp({
-      version: 0,
-      origin: { username: 'whisperline', sessionId: origin.sessionId, sessionVersion: origin.version, netType: 'IN', ipVer, address },
-      name: 'whisperline',
-      connection: { version: ipVer, ip: address },
-      timing: { start: 0, stop: 0 },
-      media,
-    });
+    const sdp = writeAnswer(media, this.receiver.address, this.session.next());
     for (const r of this.recorded) {
       if (offer.media[r.mediaIndex]) r.port.stream.setPayloadMap(payloadMapFromSdp(sdp, r.mediaIndex));
     }

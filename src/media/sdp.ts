@@ -1,4 +1,4 @@
-import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
+import { parse as parseSdp, write as writeSdp, type MediaDescription } from 'sdp-transform';
 import type { CodecName } from '../audio/codec.js';
 import { payloadFormat, SdpError, STATIC_PAYLOAD_TYPES } from './rtp/payload-map.js';
 
@@ -59,32 +59,55 @@ export function answerDirection(offered: string | undefined, wanted: MediaDirect
 }
 
 /**
- * The gateway's answer: per stream the chosen codec plus telephone-event and CN, with rtpengine's
- * own payload type numbers (answering with other numbers makes it fall back, see notes).
+ * One answered `m=` line: the chosen codec(s) plus telephone-event and CN, with rtpengine's own
+ * payload type numbers (answering with other numbers makes it fall back, see notes), the offer's
+ * fmtp, ptime and `a=label` kept. Always plain RTP: rtpengine does any SRTP on the party's side.
  */
-export function answerSdpStreams(streams: readonly AnsweredStream[], address: string, origin?: SdpOrigin): string {
-  const family = address.includes(':') ? 'IP6' : 'IP4';
-  const { sessionId, version } = origin ?? { sessionId: Date.now(), version: 0 };
-  const lines = ['v=0', `o=whisperline ${sessionId} ${version} IN ${family} ${address}`, 's=whisperline', `c=IN ${family} ${address}`, 't=0 0'];
-  for (const { offer, codecPt, port, direction } of streams) {
-    const chosen = typeof codecPt === 'number' ? [codecPt] : codecPt;
-    const pts = offeredPayloadTypes(offer).filter((pt) => {
-      if (chosen.includes(pt)) return true;
-      const enc = encodingOf(offer, pt);
-      return enc !== undefined && PASSED.has(enc.name.toLowerCase());
-    });
-    lines.push(`m=audio ${port} RTP/AVP ${pts.join(' ')}`);
-    for (const pt of pts) {
+export function answerMedia({ offer, codecPt, port, direction }: AnsweredStream): MediaDescription {
+  const chosen = typeof codecPt === 'number' ? [codecPt] : codecPt;
+  const pts = offeredPayloadTypes(offer).filter((pt) => chosen.includes(pt) || PASSED.has(encodingOf(offer, pt)?.name.toLowerCase() ?? ''));
+  return {
+    type: 'audio',
+    port,
+    protocol: 'RTP/AVP',
+    payloads: pts.join(' '),
+    rtp: pts.map((pt) => {
       const enc = encodingOf(offer, pt)!;
-      lines.push(`a=rtpmap:${pt} ${enc.name}/${enc.rate}${enc.channels > 1 ? `/${enc.channels}` : ''}`);
-      const fmtp = offer.fmtp.find((f) => f.payload === pt);
-      if (fmtp) lines.push(`a=fmtp:${pt} ${fmtp.config}`);
-    }
-    if (offer.ptime) lines.push(`a=ptime:${offer.ptime}`);
-    if (offer.label !== undefined) lines.push(`a=label:${offer.label}`);
-    lines.push(`a=${direction}`, 'a=rtcp-mux');
-  }
-  return lines.join('\r\n') + '\r\n';
+      return { payload: pt, codec: enc.name, rate: enc.rate, ...(enc.channels > 1 ? { encoding: enc.channels } : {}) };
+    }),
+    fmtp: offer.fmtp.filter((f) => pts.includes(f.payload)),
+    ...(offer.ptime !== undefined ? { ptime: offer.ptime } : {}),
+    ...(offer.label !== undefined ? { label: offer.label } : {}),
+    direction,
+    rtcpMux: 'rtcp-mux',
+  };
+}
+
+/** An m= line declined (RFC 3264 §6: port 0, the offered format list kept). */
+export function declinedMedia(offer: MediaDescription): MediaDescription {
+  return { type: offer.type, port: 0, protocol: offer.protocol, payloads: offer.payloads, rtp: [], fmtp: [] };
+}
+
+/**
+ * The gateway's answer SDP around its m= lines, written by the one SDP writer (sdp-transform),
+ * so attributes are never run together whatever the offer carried.
+ */
+export function writeAnswer(media: readonly MediaDescription[], address: string, origin?: SdpOrigin): string {
+  const ipVer = address.includes(':') ? 6 : 4;
+  const { sessionId, version } = origin ?? { sessionId: Date.now(), version: 0 };
+  return writeSdp({
+    version: 0,
+    origin: { username: 'whisperline', sessionId, sessionVersion: version, netType: 'IN', ipVer, address },
+    name: 'whisperline',
+    connection: { version: ipVer, ip: address },
+    timing: { start: 0, stop: 0 },
+    media: [...media],
+  });
+}
+
+/** The answer to every stream in `streams`, in order. */
+export function answerSdpStreams(streams: readonly AnsweredStream[], address: string, origin?: SdpOrigin): string {
+  return writeAnswer(streams.map(answerMedia), address, origin);
 }
 
 /** A one-stream answer (subscriptions, the gateway's own leg). */
