@@ -1,6 +1,7 @@
 import { parse as parseSdp } from 'sdp-transform';
 import { afterEach, describe, expect, it } from 'vitest';
 import { RecorderLeg, SinkLeg } from './local-legs.js';
+import { withOfferedLabels } from './sdp.js';
 import type { MediaSink } from './rtp/party-stream.js';
 import { RtpReceiver } from './rtp/receiver.js';
 
@@ -43,7 +44,7 @@ const RECORDING_OFFER = crlf([
 ]);
 
 describe('RecorderLeg', () => {
-  it('answers every m= line in order: audio recvonly (inactive kept) on its own socket with its label, video declined', async () => {
+  it('answers every m= line in order: audio recvonly (inactive kept) on its own socket, video declined; no labels towards rtpengine', async () => {
     const r = receiver();
     const leg = await RecorderLeg.open(r, RECORDING_OFFER, [{ mediaIndex: 0, party: 'Alice' }, { mediaIndex: 2, party: 'Bob' }], () => sink);
     expect(leg.parties).toEqual(['Alice', 'Bob']);
@@ -53,9 +54,11 @@ describe('RecorderLeg', () => {
     const answer = parseSdp(sdp);
     expect(answer.connection).toEqual({ version: 4, ip: '127.0.0.1' });
     expect(answer.media.map((m) => [m.type, m.port === 0 ? 0 : 'port', m.direction, m.label, String(m.payloads)])).toEqual([
-      ['audio', 'port', 'recvonly', 96, '0 101'],
+      // rtpengine garbles the label of a second labelled stream it is given; the strategy puts the
+      // recording client's labels back into the 200 OK (withOfferedLabels).
+      ['audio', 'port', 'recvonly', undefined, '0 101'],
       ['video', 0, undefined, undefined, '96'],
-      ['audio', 'port', 'inactive', 98, '0 101'],
+      ['audio', 'port', 'inactive', undefined, '0 101'],
     ]);
     expect(answer.media[0]!.port).not.toBe(answer.media[2]!.port);
     // The offerer's first choice among what the gateway decodes (RFC 3264 §6.1): PCMU, offered first.
@@ -126,5 +129,30 @@ describe('SinkLeg', () => {
     expect(r.openSinks).toBe(1);
     leg.close();
     expect(r.openSinks).toBe(0);
+  });
+});
+
+describe('withOfferedLabels', () => {
+  const offer = ['v=0', 'o=SRC 1 1 IN IP4 10.0.0.1', 's=-', 'c=IN IP4 10.0.0.1', 't=0 0', 'm=audio 4000 RTP/AVP 0', 'a=label:1', 'a=sendonly', 'm=video 4002 RTP/AVP 96', 'a=label:v', 'm=audio 4004 RTP/AVP 0', 'a=label:2', 'a=sendonly', ''].join('\r\n');
+  // rtpengine 10.5's answer as it comes when it was given labels: the second one runs into the next attribute.
+  const garbled = ['v=0', 'o=whisperline 7 1 IN IP4 127.0.0.1', 's=whisperline', 'c=IN IP4 127.0.0.1', 't=0 0', 'm=audio 20000 RTP/AVP 0', 'a=label:1', 'a=rtpmap:0 PCMU/8000', 'a=recvonly', 'm=video 0 RTP/AVP 96', 'm=audio 20002 RTP/AVP 0', 'a=label:2a=rtpmap:0 PCMU/8000', 'a=rtpmap:0 PCMU/8000', 'a=recvonly', ''].join('\r\n');
+
+  it("labels each answered stream as the offer did, declined ones not, one attribute per line", () => {
+    const sdp = withOfferedLabels(garbled, offer);
+    expect(sdp.split('\r\n').filter((l) => l.startsWith('a=label'))).toEqual(['a=label:1', 'a=label:2']);
+    const media = parseSdp(sdp).media;
+    expect(media.map((m) => [m.port, m.label === undefined ? undefined : String(m.label), m.direction])).toEqual([
+      [20000, '1', 'recvonly'],
+      [0, undefined, undefined],
+      [20002, '2', 'recvonly'],
+    ]);
+    expect(sdp).not.toMatch(/a=label:[^\r\n]*a=/);
+    expect(sdp.endsWith('\r\n')).toBe(true);
+  });
+
+  it('leaves an answer alone when the offer had no labels', () => {
+    const unlabelled = offer.replace(/a=label:[^\r]*\r\n/g, '');
+    const answer = garbled.replace('a=label:2a=rtpmap:0 PCMU/8000\r\n', '').replace('a=label:1\r\n', '');
+    expect(withOfferedLabels(answer, unlabelled)).toBe(answer);
   });
 });

@@ -61,7 +61,10 @@ export function answerDirection(offered: string | undefined, wanted: MediaDirect
 /**
  * One answered `m=` line: the chosen codec(s) plus telephone-event and CN, with rtpengine's own
  * payload type numbers (answering with other numbers makes it fall back, see notes), the offer's
- * fmtp, ptime and `a=label` kept. Always plain RTP: rtpengine does any SRTP on the party's side.
+ * fmtp and ptime kept. Always plain RTP: rtpengine does any SRTP on the party's side. No
+ * `a=label`: rtpengine 10.5 garbles the label of a second labelled stream of an answer it is
+ * given (`a=label:2a=rtpmap:0 PCMU/8000`, and the rtpmap twice); the labels a party offered are
+ * put back into the answer to that party (`withOfferedLabels`).
  */
 export function answerMedia({ offer, codecPt, port, direction }: AnsweredStream): MediaDescription {
   const chosen = typeof codecPt === 'number' ? [codecPt] : codecPt;
@@ -77,10 +80,26 @@ export function answerMedia({ offer, codecPt, port, direction }: AnsweredStream)
     }),
     fmtp: offer.fmtp.filter((f) => pts.includes(f.payload)),
     ...(offer.ptime !== undefined ? { ptime: offer.ptime } : {}),
-    ...(offer.label !== undefined ? { label: offer.label } : {}),
     direction,
     rtcpMux: 'rtcp-mux',
   };
+}
+
+/**
+ * `answer` (rtpengine's, towards a party) with each m= line labelled as the party labelled it
+ * in `offer` (RFC 4574: a recording client pairs its streams and metadata by label), rewritten
+ * by the one SDP writer. Streams the answer declines keep no label.
+ */
+export function withOfferedLabels(answer: string, offer: string): string {
+  const offered = parseSdp(offer).media;
+  if (!offered.some((m) => m.label !== undefined)) return answer;
+  const session = parseSdp(answer);
+  session.media = session.media.map((m, i) => {
+    const { label: _garbled, ...rest } = m;
+    const label = offered[i]?.label;
+    return label !== undefined && m.port !== 0 ? { ...rest, label } : rest;
+  });
+  return writeSdp(session);
 }
 
 /** An m= line declined (RFC 3264 §6: port 0, the offered format list kept). */

@@ -76,4 +76,39 @@ describe('CallTranscript', () => {
     await t.end({ reason: 'hangup' });
     expect(kinds).toEqual(['call.started', 'final', 'ended', 'call.ended']);
   });
+
+  it("names the speaker of a party's speech after recording metadata named them otherwise, and stops when it names the party again", async () => {
+    const events: CallEvent[] = [];
+    let emit!: (e: PipelineEvent) => void;
+    let seq!: SequenceCounter;
+    const t = new CallTranscript({
+      callId: 'c1',
+      rule: 'recorder',
+      labels: [],
+      publish: (e) => events.push(e),
+      logger: pino({ level: 'silent' }),
+      pipeline: (s: SequenceCounter, e: (ev: PipelineEvent) => void) => {
+        seq = s;
+        emit = e;
+        return { addParty: () => ({}), party: () => undefined, end: async () => undefined } as unknown as CallPipeline;
+      },
+    });
+    const final = (party: string): void => emit({ kind: 'final', callId: 'c1', seq: seq.next(), party, text: 'x', startMs: 0, endMs: 1, language: 'en', confidence: 1 });
+    t.start([{ name: 'caller' }, { name: 'callee' }]);
+    final('caller');
+    t.updated({ by: 'caller', hold: false, participants: [{ party: 'caller', name: 'Alice', aor: 'sip:alice@example.com' }, { party: 'callee' }] });
+    final('caller');
+    final('callee');
+    emit({ kind: 'translation', callId: 'c1', seq: seq.next(), party: 'caller', finalSeq: 4, text: 'y', sourceLanguage: 'de', language: 'en', provider: 'whisper', startMs: 0, endMs: 1 });
+    t.updated({ by: 'caller', hold: false, participants: [{ party: 'caller', name: 'caller' }] });
+    final('caller');
+    const speech = events.filter((e) => e.kind === 'final' || e.kind === 'translation').map((e) => [e.kind, 'party' in e ? e.party : '', 'speaker' in e ? e.speaker : undefined]);
+    expect(speech).toEqual([
+      ['final', 'caller', undefined],
+      ['final', 'caller', 'Alice'],
+      ['final', 'callee', undefined],
+      ['translation', 'caller', 'Alice'],
+      ['final', 'caller', undefined],
+    ]);
+  });
 });

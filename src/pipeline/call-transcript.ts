@@ -56,6 +56,8 @@ export class CallTranscript {
   private readonly pipeline: CallPipeline;
   private startedAtPerf: number | undefined;
   private parties: readonly CallParty[] = [];
+  /** party → the participant the recording metadata names now, where it is not the party's own name. */
+  private readonly speakers = new Map<string, string>();
   private ending: Promise<void> | undefined;
 
   constructor(private readonly deps: CallTranscriptDeps) {
@@ -105,6 +107,10 @@ export class CallTranscript {
   /** The call's media was renegotiated (hold, resume, new recording metadata). */
   updated(update: Omit<CallUpdatedEvent, 'kind' | 'callId' | 'seq'>): void {
     if (this.ending) return;
+    for (const p of update.participants ?? []) {
+      if (p.name === undefined || p.name === p.party) this.speakers.delete(p.party);
+      else this.speakers.set(p.party, p.name);
+    }
     this.publish({ kind: 'call.updated', callId: this.callId, seq: this.seq.next(), ...update });
   }
 
@@ -143,9 +149,16 @@ export class CallTranscript {
     });
   }
 
+  /** Speech of a party whose recording metadata names another speaker carries that name. */
+  private withSpeaker(event: CallEvent): CallEvent {
+    if (event.kind !== 'partial' && event.kind !== 'final' && event.kind !== 'translation') return event;
+    const speaker = this.speakers.get(event.party);
+    return speaker === undefined ? event : { ...event, speaker };
+  }
+
   private publish(event: CallEvent): void {
     try {
-      this.deps.publish(event);
+      this.deps.publish(this.withSpeaker(event));
     } catch (err) {
       this.deps.logger.error({ err, kind: event.kind, seq: event.seq }, 'call event listener failed');
     }

@@ -25,6 +25,12 @@ export interface TranscriptEvent {
   readonly words?: readonly TranscriptWord[];
   /** Segment boundaries within the utterance, on the call clock. */
   readonly segments?: readonly { readonly text: string; readonly startMs: number; readonly endMs: number }[];
+  /**
+   * Recordings (SIPREC): who the recording metadata names as this party's speaker at the time,
+   * when it names them otherwise than the party (metadata that came after the call started, a
+   * transfer). The party itself stays the same for the whole call.
+   */
+  readonly speaker?: string;
 }
 
 /** A final rendered in another language by a `Translator`; emitted right after its final. */
@@ -44,6 +50,12 @@ export interface TranslationEvent {
   readonly provider: string;
   readonly startMs: number;
   readonly endMs: number;
+  /**
+   * Recordings (SIPREC): who the recording metadata names as the speaker of the final at the time,
+   * when it names them otherwise than the party (metadata that came after the call started, a
+   * transfer). The party itself stays the same for the whole call.
+   */
+  readonly speaker?: string;
 }
 
 /** A keyword alert rule matched a final; emitted right after that final. */

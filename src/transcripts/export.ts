@@ -44,7 +44,7 @@ function cues(call: CallRecord, events: readonly CallEvent[]): Cue[] {
     const text = oneLine(e.text);
     if (text === '') continue;
     // A translation sorts right after its final: same start, later seq.
-    out.push({ startMs: e.startMs, endMs: e.endMs, label: labels.get(e.party) ?? e.party, text, translation: e.kind === 'translation', seq: e.seq });
+    out.push({ startMs: e.startMs, endMs: e.endMs, label: e.speaker ?? labels.get(e.party) ?? e.party, text, translation: e.kind === 'translation', seq: e.seq });
   }
   return out.sort((a, b) => a.startMs - b.startMs || a.seq - b.seq);
 }

@@ -257,6 +257,13 @@ export class TranscriptStore {
         });
         for (const p of event.parties) this.stmt.upsertParty.run({ callId, name: p.name, label: p.label ?? null });
         break;
+      case 'call.updated':
+        // Recording metadata that names the parties (late, Oracle/Acme style, or after a
+        // transfer): the stored parties are shown by those names from now on.
+        for (const p of event.participants ?? []) {
+          if (p.name !== undefined && p.name !== p.party) this.stmt.upsertParty.run({ callId, name: p.party, label: p.name });
+        }
+        break;
       case 'call.ended':
         this.stmt.endCall.run({
           callId,

@@ -225,6 +225,16 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     expect(await rtpe.numSessions()).toBe(0);
   }, 60_000);
 
+  it('(j) a Cisco CUBE-style SIPREC INVITE (three codecs and a label per stream): each stream answered with its own label, parties named by AOR', async () => {
+    const before = events.length;
+    const r = await callGateway('recorder', join(SIPP_DIR, 'uac-siprec-cube.xml'));
+    expect(r.code, r.out).toBe(0);
+    const call = await endedCall(before);
+    expect(call[0]).toMatchObject({ kind: 'call.started', rule: 'recorder', parties: [{ name: '808808' }, { name: '909909' }] });
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
   it('(d) CANCEL while the agent rings: the B leg is cancelled too, nothing is left behind', async () => {
     const before = events.length;
     const agent = sipp(['-sf', join(SIPP_DIR, 'uas-ring.xml'), '-i', '127.0.0.1', '-p', String(ringPort)]);

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { RecorderLeg } from '../../media/local-legs.js';
-import { decodableEverywhere } from '../../media/sdp.js';
+import { decodableEverywhere, withOfferedLabels } from '../../media/sdp.js';
 import type { RecordingOffer } from '../recording.js';
 import type { CallContext, CallStrategy, ConnectedCall, Renegotiation } from '../strategy.js';
 import { answerCaller, familyOf } from './common.js';
@@ -26,7 +26,7 @@ export class RecordingStrategy implements CallStrategy {
     const recorder = await RecorderLeg.open(ctx.receiver, offer, this.offer.streams, (party) => ctx.media.sinkFor(party));
     ctx.media.adoptRecorder(recorder);
     const answer = recorder.answer(offer);
-    const toSrc = await anchor.answer({ fromTag: inbound.fromTag, toTag: localTag, sdp: answer.sdp });
+    const toSrc = withOfferedLabels(await anchor.answer({ fromTag: inbound.fromTag, toTag: localTag, sdp: answer.sdp }), sdp);
     ctx.checkOpen('answering');
     // Metadata that could not be used: the recording goes on with positional names, and says so.
     const warning = this.offer.metadataWarning;
@@ -59,7 +59,7 @@ class RecordedCall implements ConnectedCall {
     const { anchor, inbound } = this.ctx;
     const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: offerSdp, initial: false, towards: familyOf(this.ctx.receiver.address) });
     const answered = this.recorder.answer(offer);
-    const answer = await anchor.answer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: answered.sdp });
+    const answer = withOfferedLabels(await anchor.answer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: answered.sdp }), offerSdp);
     const participants = update
       ? this.parties.map((party, i) => {
           const p = update.streams.find((s) => s.mediaIndex === i)?.participant;

@@ -220,10 +220,11 @@ class Transcript {
     if (this.finals.get(m.seq) === li) this.finals.delete(m.seq);
   }
 
-  speaker(party) {
+  /** Who said a line: the speaker the recording metadata named at the time, else the party's label or name. */
+  speaker(party, named) {
     const p = this.parties.get(party);
-    const who = p.label ?? p.name;
-    return h('span', { class: `who ${p.cls}`, title: p.label ? `${p.label} (${p.name})` : p.name, text: who });
+    const who = str(named) || (p.label ?? p.name);
+    return h('span', { class: `who ${p.cls}`, title: who !== p.name ? `${who} (${p.name})` : p.name, text: who });
   }
 
   textLine(ev, kind) {
@@ -243,7 +244,7 @@ class Transcript {
         'div',
         { class: 'line-main' },
         h('span', { class: 'when', text: clock(startMs) }),
-        this.speaker(ev.party),
+        this.speaker(ev.party, ev.speaker),
         h('span', { class: 'text', lang: isLang(ev.language) ? ev.language : null, text: text === '' ? '…' : text }),
       ),
     );
