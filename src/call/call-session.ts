@@ -203,6 +203,29 @@ export class CallSession {
   }
 
   /**
+   * The offer for a re-INVITE without SDP from `side` (a session refresh): the SDP last sent to
+   * that side, unchanged. Its answer comes in the ACK (`adoptAnswer`).
+   */
+  refreshOffer(side: Side): string {
+    const state = this.stateValue;
+    if (state.name !== 'active') throw new WhisperlineError('CALL_STATE', `call ${this.callId} is ${state.name}: re-INVITE refused`);
+    return state.call.sdpTowards(side);
+  }
+
+  /**
+   * `side`'s answer, from the ACK, to `refreshOffer`'s offer: applied when it changed the session
+   * (reported as `call.updated`), ignored when it is the same version of it.
+   */
+  async adoptAnswer(side: Side, answerSdp: string): Promise<void> {
+    const state = this.stateValue;
+    if (state.name !== 'active') return;
+    const changed = await state.call.adopt(side, answerSdp);
+    if (!changed) return;
+    this.log.info({ by: side, hold: changed.hold }, 'media renegotiated (answer in ACK)');
+    this.transcript.updated({ by: side, hold: changed.hold });
+  }
+
+  /**
    * Ends the call for `reason` (with the typed error behind a failure) and releases everything.
    * Idempotent: every ending path calls it, later calls get the same promise.
    */

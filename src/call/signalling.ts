@@ -26,14 +26,23 @@ export interface InboundLeg {
   /** SIP Call-ID; also the rtpengine call-id. */
   readonly callId: string;
   readonly fromTag: string;
-  /** The INVITE's SDP offer (the SDP part of a multipart body). */
-  readonly offer: string;
+  /**
+   * The INVITE's SDP offer (the SDP part of a multipart body); undefined for a delayed offer (an
+   * INVITE without SDP: the gateway offers in its 200 OK and the caller answers in the ACK).
+   */
+  readonly offer: string | undefined;
   /** The INVITE's From and To header values and request URI, for call metadata. */
   readonly from?: string;
   readonly to?: string;
   readonly requestUri?: string;
   /** Sends 200 OK with `sdp`, and a Warning header for each of `warnings`. */
   answer(sdp: string, options?: { readonly warnings?: readonly AnswerWarning[] }): Promise<void>;
+  /**
+   * For a delayed offer: sends 200 OK carrying the gateway's offer `sdp` and resolves with the
+   * caller's answer from the ACK. Rejects SDP_INVALID when the ACK carries none, SIGNALLING_FAILED
+   * when no ACK comes, CALL_ENDED when the caller's CANCEL won the race.
+   */
+  answerWithOffer(sdp: string, options?: { readonly warnings?: readonly AnswerWarning[] }): Promise<string>;
   /** Relays the far end's ringing (180) or session progress (183, without media) before the answer. */
   progress(status: 180 | 183): Promise<void>;
   /**

@@ -53,6 +53,18 @@ export interface ConnectedCall {
   readonly warning?: string;
   /** A re-INVITE from one side (hold, resume, codec change, new recording metadata). */
   reinvite(from: Side, offer: string, update?: RecordingOffer): Promise<Renegotiation>;
+  /**
+   * The SDP last sent to `side`: the gateway's offer when that side sends a re-INVITE without
+   * SDP (a session refresh, RFC 3261 §14.2): the same description, its version unchanged, as
+   * RFC 6337 §5.3 recommends when nothing is to change.
+   */
+  sdpTowards(side: Side): string;
+  /**
+   * `side`'s answer (from an ACK) to an offer of `sdpTowards(side)`: applied in rtpengine when it
+   * changed the session (a new address or codec), without any offer to the other side. Resolves
+   * with what changed, or undefined when it is the same version of the session as before.
+   */
+  adopt(side: Side, answer: string): Promise<{ readonly hold: boolean } | undefined>;
   /** The far side's part of the ending (BYE to a bridge's callee unless it sent one). */
   hangUp(reason: CallEndReason): Promise<void>;
 }

@@ -7,7 +7,7 @@ import { parse as parseSdp, type MediaDescription } from 'sdp-transform';
 import { payloadMapFromSdp, SdpError } from './rtp/payload-map.js';
 import type { MediaSink, PartyRtpStats } from './rtp/party-stream.js';
 import type { RtpPartyPort, RtpReceiver } from './rtp/receiver.js';
-import { answerDirection, answerMedia, answerSdp, chooseCodec, declinedMedia, offeredPayloadTypes, SdpSession, writeAnswer } from './sdp.js';
+import { answerDirection, answerMedia, answerSdp, chooseCodec, decodableCodecs, declinedMedia, offeredPayloadTypes, SdpSession, writeAnswer } from './sdp.js';
 
 /**
  * The gateway as the called party: a socket that takes what rtpengine sends towards the
@@ -22,12 +22,17 @@ export class SinkLeg {
     return new SinkLeg(await receiver.openSink());
   }
 
-  /** The answer to rtpengine's offer towards the gateway: the sink socket, the offer's direction mirrored. */
-  answer(offerSdp: string): string {
+  /**
+   * The answer to rtpengine's offer towards the gateway: the sink socket, the offer's direction
+   * mirrored, the offerer's first decodable codec, or with `everyCodec` all of them (a delayed
+   * offer: the caller then chooses from the gateway's offer).
+   */
+  answer(offerSdp: string, options: { readonly everyCodec?: boolean } = {}): string {
     const media = parseSdp(offerSdp).media.find((m) => m.type === 'audio');
     if (!media) throw new SdpError('rtpengine offer has no audio');
-    const pt = chooseCodec(media, undefined)?.payloadType ?? offeredPayloadTypes(media)[0]!;
-    return answerSdp(media, pt, this.sink.address, this.sink.port, answerDirection(media.direction, 'sendrecv'), this.session.next());
+    const every = options.everyCodec ? decodableCodecs(media).map((c) => c.payloadType) : [];
+    const pts = every.length > 0 ? every : [chooseCodec(media, undefined)?.payloadType ?? offeredPayloadTypes(media)[0]!];
+    return answerSdp(media, pts, this.sink.address, this.sink.port, answerDirection(media.direction, 'sendrecv'), this.session.next());
   }
 
   close(): void {

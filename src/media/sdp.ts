@@ -222,3 +222,40 @@ export function sdpFamily(sdp: string): 'IP4' | 'IP6' | undefined {
   const m = /^c=IN (IP[46]) /m.exec(sdp);
   return m ? (m[1] as 'IP4' | 'IP6') : undefined;
 }
+
+/**
+ * What rtpengine is offered on behalf of a caller whose INVITE had no SDP (a delayed offer,
+ * RFC 3261 §13.2.1): the codecs every trunk takes (PCMU, PCMA, telephone-event), sendrecv, on the
+ * discard port (9) of the gateway's own address. From it rtpengine makes the offer of the 200 OK
+ * (its own address, the codecs the far side kept); the caller's answer in the ACK then replaces
+ * the stand-in. Not `c=0.0.0.0`: rtpengine reads that as hold and offers the far side sendonly.
+ */
+export function delayedOfferStandIn(address: string): string {
+  const family = address.includes(':') ? 'IP6' : 'IP4';
+  return [
+    'v=0',
+    `o=whisperline ${Math.floor(Date.now() / 1000)} 0 IN ${family} ${address}`,
+    's=whisperline',
+    `c=IN ${family} ${address}`,
+    't=0 0',
+    'm=audio 9 RTP/AVP 0 8 101',
+    'a=rtpmap:0 PCMU/8000',
+    'a=rtpmap:8 PCMA/8000',
+    'a=rtpmap:101 telephone-event/8000',
+    'a=fmtp:101 0-16',
+    'a=ptime:20',
+    'a=sendrecv',
+    '',
+  ].join('\r\n');
+}
+
+/**
+ * Whether `next` is the same version of the session `previous` described: the same `o=` line
+ * (RFC 3264 §8: a description that changed raises its version; one that did not keeps it), as
+ * a caller's ACK repeats it when a refresh changed nothing.
+ */
+export function sameSessionVersion(previous: string, next: string): boolean {
+  const origin = (sdp: string): string | undefined => /^o=(.*?)\s*$/m.exec(sdp)?.[1]?.replace(/\s+/g, ' ');
+  const a = origin(previous);
+  return a !== undefined && a === origin(next);
+}

@@ -164,6 +164,8 @@ export class SipApp {
         holder.recording = update;
         return session.reinvite(who, update.sdp, toRecordingOffer(update));
       },
+      refreshOffer: () => holder.session!.refreshOffer(who),
+      adopt: (sdp) => holder.session!.adoptAnswer(who, sdp),
     });
     const inbound = new DrachtioInboundLeg(this.srf, req, res, side('caller'), facts, log, siprec?.sdp);
     const dialer = new DrachtioDialer(this.srf, side('callee'), log);
@@ -231,24 +233,72 @@ function sdpOf(req: Req): string {
 /** What a dialog reports to its call session. */
 interface LegEvents {
   bye(): void;
-  /** A re-INVITE; resolves with the SDP answer to send in the 200 OK. */
+  /** A re-INVITE or UPDATE with an offer; resolves with the SDP answer to send in the 200 OK. */
   reinvite(req: Req): Promise<string>;
+  /** The offer for a re-INVITE without SDP: the SDP last sent to this side. */
+  refreshOffer(): string;
+  /** This side's answer (from the ACK) to `refreshOffer`'s offer. */
+  adopt(sdp: string): Promise<void>;
 }
 
-/** Routes a dialog's BYE and re-INVITEs to the session; a failed renegotiation gets the mapped error response. */
+/** Whether a request carries a body (an offer, for INVITE and UPDATE). */
+const hasBody = (req: Req): boolean => (req.body ?? '').trim() !== '';
+
+/**
+ * Routes a dialog's BYE, re-INVITEs and UPDATEs to the session:
+ * - a re-INVITE or UPDATE with SDP is an offer, renegotiated and answered in the 200 OK;
+ * - a re-INVITE without SDP (a session refresh, RFC 3261 §14.2, RFC 4028) is answered with the
+ *   gateway's current offer, and the answer in its ACK is applied when it changed anything;
+ * - an UPDATE without SDP (an RFC 4028 refresh) is answered 200 without a body.
+ * A failed renegotiation gets the mapped error response.
+ */
 function watchDialog(dialog: Srf.Dialog, events: LegEvents, log: Logger): void {
-  dialog.on('destroy', () => events.bye());
-  dialog.on('modify', (req: Req, res: Res) => {
+  const refuse = (res: Res, what: string, err: unknown): void => {
+    const cause = asWhisperlineError(err);
+    const refusal = responseForError(cause);
+    log.info({ code: cause.code, err: cause.message, status: refusal.status }, `${what} refused`);
+    res.send(refusal.status, refusal.reason, { headers: { ...refusal.headers } });
+  };
+  const offered = (what: string) => (req: Req, res: Res) => {
     events.reinvite(req).then(
       (sdp) => res.send(200, { body: sdp, headers: { 'Content-Type': 'application/sdp' } }),
-      (err: unknown) => {
-        const cause = asWhisperlineError(err);
-        const refusal = responseForError(cause);
-        log.info({ code: cause.code, err: cause.message, status: refusal.status }, 're-INVITE refused');
-        res.send(refusal.status, refusal.reason, { headers: { ...refusal.headers } });
-      },
+      (err: unknown) => refuse(res, what, err),
     );
+  };
+  const onReinvite = offered('re-INVITE');
+  const onUpdate = offered('UPDATE');
+  dialog.on('destroy', () => events.bye());
+  dialog.on('modify', (req: Req, res: Res) => {
+    if (hasBody(req)) return onReinvite(req, res);
+    let offer: string;
+    try {
+      offer = events.refreshOffer();
+    } catch (err) {
+      return refuse(res, 're-INVITE without SDP', err);
+    }
+    // drachtio-srf records the ACK's body as the dialog's remote SDP before it emits 'ack'.
+    onceAck(dialog, (ack) => {
+      const answer = ackAnswer(ack);
+      if (answer === undefined) return log.info('the ACK of a refresh carried no SDP answer; the media stays as it was');
+      events.adopt(answer).catch((err: unknown) => log.warn({ err: asWhisperlineError(err).message }, 'the answer in a refresh ACK could not be applied'));
+    });
+    res.send(200, { body: offer, headers: { 'Content-Type': 'application/sdp' } });
   });
+  (dialog as unknown as { on(event: 'update', listener: (req: Req, res: Res) => void): void }).on('update', (req, res) => {
+    if (hasBody(req)) return onUpdate(req, res);
+    res.send(200);
+  });
+}
+
+/** The dialog's next ACK (drachtio-srf emits the ACK request; its typings say a response). */
+function onceAck(dialog: Srf.Dialog, listener: (ack: Req) => void): void {
+  (dialog as unknown as { once(event: 'ack', listener: (ack: Req) => void): void }).once('ack', listener);
+}
+
+/** The SDP answer an ACK carries (the SDP part of a multipart body), if any. */
+function ackAnswer(ack: Req): string | undefined {
+  if (!hasBody(ack)) return undefined;
+  return sdpOf(ack);
 }
 
 /** A failure of the SIP stack on an established or forming dialog, as a typed error. */
@@ -261,7 +311,7 @@ function signallingFailed(what: string, err: unknown): WhisperlineError {
 class DrachtioInboundLeg implements InboundLeg {
   readonly callId: string;
   readonly fromTag: string;
-  readonly offer: string;
+  readonly offer: string | undefined;
   readonly from: string;
   readonly to: string;
   readonly requestUri: string;
@@ -279,7 +329,8 @@ class DrachtioInboundLeg implements InboundLeg {
   ) {
     this.callId = req.get('Call-ID');
     this.fromTag = String(req.getParsedHeader('From').params?.tag ?? '');
-    this.offer = sdp ?? req.body ?? '';
+    // No body at all: a delayed offer, the gateway offers in its 200 OK.
+    this.offer = sdp ?? (hasBody(req) ? req.body : undefined);
     this.from = facts.from;
     this.to = facts.to;
     this.requestUri = facts.requestUri;
@@ -298,6 +349,28 @@ class DrachtioInboundLeg implements InboundLeg {
       throw signallingFailed('the 200 OK to the caller', err);
     }
     watchDialog(this.dialog, this.events, this.log);
+  }
+
+  /** The ACK of a 2xx to an INVITE comes within 64*T1 (RFC 3261 §13.3.1.4), or the dialog is to be ended. */
+  private static readonly ACK_TIMEOUT_MS = 32_000;
+
+  async answerWithOffer(sdp: string, options: { readonly warnings?: readonly AnswerWarning[] } = {}): Promise<string> {
+    await this.answer(sdp, options);
+    const dialog = this.dialog!;
+    const ack = await new Promise<Req>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new WhisperlineError('SIGNALLING_FAILED', `no ACK to the 200 OK within ${DrachtioInboundLeg.ACK_TIMEOUT_MS / 1000} s`)), DrachtioInboundLeg.ACK_TIMEOUT_MS);
+      onceAck(dialog, (req) => {
+        clearTimeout(timer);
+        resolve(req);
+      });
+      dialog.once('destroy', () => {
+        clearTimeout(timer);
+        reject(new CallEndedError(this.callId, 'waiting for the ACK (BYE)', 'bye-caller'));
+      });
+    });
+    const answer = ackAnswer(ack);
+    if (answer === undefined) throw new WhisperlineError('SDP_INVALID', 'the ACK carried no SDP answer to the offer in the 200 OK (RFC 3261 §13.2.1)');
+    return answer;
   }
 
   async progress(status: 180 | 183): Promise<void> {

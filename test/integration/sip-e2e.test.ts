@@ -295,10 +295,54 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   it('answers OPTIONS pings, and refuses an INVITE without audio with 488', async () => {
     const options = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'options.xml'), '-s', 'gateway', '-i', '127.0.0.1', '-p', String(await freeUdpPort())]);
     expect(options.code, options.out).toBe(0);
-    const noSdp = await sipp([`127.0.0.1:${sipPort}`, '-sf', join(SIPP_DIR, 'uac-nosdp.xml'), '-s', 'transcribe', '-i', '127.0.0.1', '-p', String(await freeUdpPort())]);
-    expect(noSdp.code, noSdp.out).toBe(0);
-    expect(gateway.registry.size).toBe(0);
+    const videoOnly = 'v=0\no=caller 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=video 40200 RTP/AVP 96\na=rtpmap:96 H264/90000';
+    const warning = '<action><ereg regexp="^ *399 whisperline \\".*audio.*\\"$" search_in="hdr" header="Warning:" check_it="true" assign_to="w"/></action>';
+    const noAudio = await callGateway('transcribe', scenario('uac-refused.xml', { status: '488', warning_check: warning, warning_reference: '<Reference variables="w"/>', sdp: videoOnly }));
+    expect(noAudio.code, noAudio.out).toBe(0);
+    await waitFor('no live calls', () => gateway.registry.size === 0);
   }, 30_000);
+
+  it('(k) a delayed offer (INVITE without SDP) to an answer rule: offered in the 200 OK, answered in the ACK, transcribed', async () => {
+    const before = events.length;
+    const r = await callGateway('transcribe', scenario('uac-late-offer.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
+    expect(r.code, r.out).toBe(0);
+    const call = await endedCall(before);
+    expect(call[0]).toMatchObject({ kind: 'call.started', rule: 'line' });
+    expect(call.filter((e) => e.kind === 'final' && 'party' in e && e.party === 'caller').length).toBeGreaterThanOrEqual(1);
+    expect(call.filter((e) => e.kind === 'call.updated')).toEqual([]);
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it("(l) a delayed offer to a bridge rule: the agent is offered rtpengine's SDP, the caller's 200 OK offers what the agent took; both transcribed", async () => {
+    const before = events.length;
+    const uas = sipp(['-sf', scenario('uas-stream.xml', { audio_file: audioFile }), '-i', '127.0.0.1', '-p', String(uasPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    await new Promise((r) => setTimeout(r, 300));
+    const uac = await callGateway('agent', scenario('uac-late-offer.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
+    expect(uac.code, uac.out).toBe(0);
+    const agent = await uas;
+    expect(agent.code, agent.out).toBe(0);
+    const call = await endedCall(before);
+    const finals = call.filter((e) => e.kind === 'final');
+    expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it('(m) session refreshes: a re-INVITE without SDP is offered the session, UPDATE with SDP renegotiates, UPDATE without SDP is a 200; speech after them is transcribed', async () => {
+    const before = events.length;
+    const r = await callGateway('transcribe', scenario('uac-refresh.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
+    expect(r.code, r.out).toBe(0);
+    const call = await endedCall(before);
+    // Only the UPDATE with a new session version renegotiated; the refresh's unchanged answer did not.
+    expect(call.filter((e) => e.kind === 'call.updated')).toEqual([expect.objectContaining({ by: 'caller', hold: false })]);
+    const finals = call.filter((e) => e.kind === 'final' && 'party' in e && e.party === 'caller');
+    const updatedAt = call.findIndex((e) => e.kind === 'call.updated');
+    expect(finals.length).toBeGreaterThanOrEqual(2);
+    expect(call.indexOf(finals.at(-1)!)).toBeGreaterThan(updatedAt);
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 90_000);
 
   it('refuses a call no rule matches with 404', async () => {
     const r = await sipp([`127.0.0.1:${sipPort}`, '-sn', 'uac', '-s', 'nobody', '-i', '127.0.0.1', '-p', String(await freeUdpPort())]);

@@ -98,10 +98,11 @@ export interface TestCall {
 export async function newTestCall(
   harness: CallHarness,
   rule: CallRule,
-  options: { dialer?: OutboundDialer; recording?: RecordingOffer; caller?: RtpEndpoint; offer?: string; services?: CallServices; callId?: string } = {},
+  /** `offer: null`: a delayed offer (an INVITE without SDP). */
+  options: { dialer?: OutboundDialer; recording?: RecordingOffer; caller?: RtpEndpoint; offer?: string | null; services?: CallServices; callId?: string } = {},
 ): Promise<TestCall> {
   const caller = options.caller ?? (await new RtpEndpoint('PCMU').open());
-  const leg = new FakeInboundLeg(options.callId ?? `call-${Math.random().toString(36).slice(2)}`, caller, options.offer ?? options.recording?.sdp);
+  const leg = new FakeInboundLeg(options.callId ?? `call-${Math.random().toString(36).slice(2)}`, caller, options.offer === null ? null : (options.offer ?? options.recording?.sdp));
   const session = new CallSession({
     inbound: leg,
     rule,

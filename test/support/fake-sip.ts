@@ -13,11 +13,15 @@ import { RtpEndpoint } from './rtp-endpoint.js';
 /** The caller's SIP leg as the session sees it (a fake: no SIP stack). */
 export class FakeInboundLeg implements InboundLeg {
   readonly fromTag = 'caller-tag';
-  readonly offer: string;
+  readonly offer: string | undefined;
   readonly from = '"Alice" <sip:alice@example.com>;tag=caller-tag';
   readonly to = '<sip:line@example.com>';
   readonly requestUri = 'sip:line@example.com';
   answered: string | undefined;
+  /** The gateway's offer in the 200 OK of a delayed-offer call. */
+  offered: string | undefined;
+  /** What the caller's ACK carries for a delayed offer: its endpoint's SDP unless set (`''`: an ACK without SDP). */
+  ackAnswer: string | undefined;
   /** The Warning header values the 200 OK carried (as the SIP edge writes them). */
   answerWarnings: string[] = [];
   /** The final response the SIP edge sent for an unanswered call. */
@@ -32,12 +36,13 @@ export class FakeInboundLeg implements InboundLeg {
   /** The caller's CANCEL reaches the SIP stack while the 200 OK is being sent (drachtio answers 487). */
   cancelDuringAnswer = false;
 
+  /** `offer` null: a delayed offer (an INVITE without SDP). */
   constructor(
     readonly callId: string,
     readonly endpoint: RtpEndpoint,
-    offer?: string,
+    offer?: string | null,
   ) {
-    this.offer = offer ?? endpoint.sdp();
+    this.offer = offer === null ? undefined : (offer ?? endpoint.sdp());
   }
 
   async answer(sdp: string, options: { readonly warnings?: readonly AnswerWarning[] } = {}): Promise<void> {
@@ -46,6 +51,16 @@ export class FakeInboundLeg implements InboundLeg {
     if (this.cancelDuringAnswer) throw new CallEndedError(this.callId, 'answering (cancelled)', 'cancel');
     this.answered = sdp;
     this.answerWarnings = (options.warnings ?? []).map((w) => warningHeader(w.code, w.text));
+  }
+
+  async answerWithOffer(sdp: string, options: { readonly warnings?: readonly AnswerWarning[] } = {}): Promise<string> {
+    await this.gate;
+    if (this.failAnswer) throw new WhisperlineError('SIGNALLING_FAILED', 'no ACK');
+    this.offered = sdp;
+    this.answerWarnings = (options.warnings ?? []).map((w) => warningHeader(w.code, w.text));
+    const answer = this.ackAnswer ?? this.endpoint.sdp();
+    if (answer === '') throw new WhisperlineError('SDP_INVALID', 'the ACK carried no SDP answer to the offer of the 200 OK');
+    return answer;
   }
 
   async progress(): Promise<void> {}
@@ -77,6 +92,8 @@ export class FakeDialer implements OutboundDialer {
   callee: RtpEndpoint | undefined;
   offer: string | undefined;
   byes = 0;
+  /** The re-INVITEs sent to the callee. */
+  modifies = 0;
 
   /** `onCallee` sees each callee endpoint opened (e.g. to close it after the test). */
   constructor(private readonly onCallee?: (callee: RtpEndpoint) => void) {}
@@ -86,7 +103,7 @@ export class FakeDialer implements OutboundDialer {
     this.callee = callee;
     this.offer = offer;
     this.onCallee?.(callee);
-    return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => void this.byes++, modify: async () => callee.sdp(4) };
+    return { toTag: 'callee-tag', answer: callee.sdp(2), bye: async () => void this.byes++, modify: async () => (this.modifies++, callee.sdp(4)) };
   }
 }
 

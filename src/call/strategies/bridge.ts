@@ -1,16 +1,19 @@
-import { offerHolds } from '../../media/sdp.js';
+import { offerHolds, sameSessionVersion } from '../../media/sdp.js';
 import { WhisperlineError } from '../../errors.js';
 import type { CallEndReason } from '../../transcripts/events.js';
 import { CallEndedError } from '../errors.js';
 import type { BridgeRule } from '../rule.js';
 import type { OutboundDialer, OutboundLeg } from '../signalling.js';
 import type { CallContext, CallStrategy, ConnectedCall, Renegotiation, Side } from '../strategy.js';
-import { answerCaller } from './common.js';
+import { answerCaller, byeAfterAnswer, callerOffer } from './common.js';
 
 /**
  * `bridge` rules: a B2BUA to the rule's target. Both legs are anchored in rtpengine; the caller
  * hears the callee ring; a CANCEL from the caller cancels the ringing outbound INVITE; the
  * callee's final error response fails the call with CALLEE_REJECTED (relayed by the SIP edge).
+ * A caller's delayed offer is anchored from the gateway's stand-in, so the callee is offered
+ * rtpengine's SDP as usual; the caller gets rtpengine's side of what the callee answered as the
+ * offer of its 200 OK, and its answer from the ACK takes the stand-in's place.
  */
 export class BridgeStrategy implements CallStrategy {
   constructor(
@@ -20,7 +23,8 @@ export class BridgeStrategy implements CallStrategy {
 
   async connect(ctx: CallContext): Promise<ConnectedCall> {
     const { inbound, anchor } = ctx;
-    const offer = await anchor.offer({ fromTag: inbound.fromTag, sdp: inbound.offer, initial: true });
+    const fromCaller = callerOffer(ctx);
+    const offer = await anchor.offer({ fromTag: inbound.fromTag, sdp: fromCaller, initial: true });
     ctx.checkOpen('anchoring');
     let leg: OutboundLeg;
     try {
@@ -40,12 +44,21 @@ export class BridgeStrategy implements CallStrategy {
         await ctx.media.subscribe(party, tag);
         ctx.checkOpen('subscribing');
       }
-      await answerCaller(ctx, toCaller);
+      const callerAnswer = await answerCaller(ctx, toCaller);
+      const call = new BridgedCall(ctx, leg, { towards: { caller: toCaller, callee: offer }, from: { caller: fromCaller, callee: leg.answer } });
+      if (callerAnswer !== undefined) {
+        try {
+          await call.adopt('caller', callerAnswer);
+        } catch (err) {
+          await byeAfterAnswer(ctx);
+          throw err;
+        }
+      }
+      return call;
     } catch (err) {
       await leg.bye().catch((byeErr: unknown) => ctx.log.warn({ err: byeErr }, 'BYE to the callee of a failed bridge failed'));
       throw err;
     }
-    return new BridgedCall(ctx, leg);
   }
 }
 
@@ -58,6 +71,8 @@ class BridgedCall implements ConnectedCall {
   constructor(
     private readonly ctx: CallContext,
     readonly outbound: OutboundLeg,
+    /** Per side, the SDP last sent to it and its own latest. */
+    private readonly sdp: { towards: Record<Side, string>; from: Record<Side, string> },
   ) {
     this.playbackTags = { caller: ctx.inbound.fromTag, callee: outbound.toTag };
   }
@@ -71,11 +86,36 @@ class BridgedCall implements ConnectedCall {
     const { anchor, inbound, media } = this.ctx;
     const fromTag = this.tagOf(from);
     const toTag = this.tagOf(from === 'caller' ? 'callee' : 'caller');
+    const other = from === 'caller' ? 'callee' : 'caller';
     const offer = await anchor.offer({ fromTag, toTag, sdp: offerSdp, initial: false });
     const otherAnswer = from === 'callee' ? await inbound.modify(offer) : await this.outbound.modify(offer);
     const answer = await anchor.answer({ fromTag, toTag, sdp: otherAnswer });
+    Object.assign(this.sdp.towards, { [other]: offer, [from]: answer });
+    Object.assign(this.sdp.from, { [from]: offerSdp, [other]: otherAnswer });
     await media.resubscribe();
     return { answer, hold: offerHolds(offerSdp) };
+  }
+
+  sdpTowards(side: Side): string {
+    return this.sdp.towards[side];
+  }
+
+  /**
+   * One side's answer to the gateway's offer (a delayed offer's or a refresh's ACK): rtpengine
+   * learns it as that side's new SDP and is answered with the other side's latest, which has not
+   * changed, so the other side is not re-INVITEd.
+   */
+  async adopt(side: Side, answer: string): Promise<{ readonly hold: boolean } | undefined> {
+    if (sameSessionVersion(this.sdp.from[side], answer)) return undefined;
+    const other = side === 'caller' ? 'callee' : 'caller';
+    const { anchor, media } = this.ctx;
+    const fromTag = this.tagOf(side);
+    const toTag = this.tagOf(other);
+    await anchor.offer({ fromTag, toTag, sdp: answer, initial: false });
+    await anchor.answer({ fromTag, toTag, sdp: this.sdp.from[other] });
+    this.sdp.from[side] = answer;
+    await media.resubscribe();
+    return { hold: offerHolds(answer) };
   }
 
   async hangUp(reason: CallEndReason): Promise<void> {

@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { RecorderLeg } from '../../media/local-legs.js';
-import { decodableEverywhere, withOfferedLabels } from '../../media/sdp.js';
+import { decodableEverywhere, sameSessionVersion, withOfferedLabels } from '../../media/sdp.js';
 import type { RecordingOffer } from '../recording.js';
-import type { CallContext, CallStrategy, ConnectedCall, Renegotiation } from '../strategy.js';
+import type { CallContext, CallStrategy, ConnectedCall, Renegotiation, Side } from '../strategy.js';
 import { answerCaller, familyOf } from './common.js';
 
 /**
@@ -31,7 +31,7 @@ export class RecordingStrategy implements CallStrategy {
     // Metadata that could not be used: the recording goes on with positional names, and says so.
     const warning = this.offer.metadataWarning;
     await answerCaller(ctx, toSrc, warning !== undefined ? [{ code: 399, text: `${warning}; streams named by position` }] : []);
-    return new RecordedCall(ctx, recorder, localTag, this.offer.metadataWarning);
+    return new RecordedCall(ctx, recorder, localTag, this.offer.metadataWarning, { towards: toSrc, from: sdp });
   }
 }
 
@@ -45,6 +45,8 @@ class RecordedCall implements ConnectedCall {
     private readonly recorder: RecorderLeg,
     private readonly localTag: string,
     readonly warning: string | undefined,
+    /** The SDP last sent to the recording client, and the client's own latest. */
+    private readonly sdp: { towards: string; from: string },
   ) {
     this.parties = recorder.parties;
     this.channels = [recorder.parties[0], recorder.parties[1]];
@@ -60,6 +62,8 @@ class RecordedCall implements ConnectedCall {
     const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: offerSdp, initial: false, towards: familyOf(this.ctx.receiver.address) });
     const answered = this.recorder.answer(offer);
     const answer = withOfferedLabels(await anchor.answer({ fromTag: inbound.fromTag, toTag: this.localTag, sdp: answered.sdp }), offerSdp);
+    this.sdp.towards = answer;
+    this.sdp.from = offerSdp;
     const participants = update
       ? this.parties.map((party, i) => {
           const p = update.streams.find((s) => s.mediaIndex === i)?.participant;
@@ -67,6 +71,19 @@ class RecordedCall implements ConnectedCall {
         })
       : undefined;
     return { answer, hold: answered.held, ...(participants ? { participants } : {}) };
+  }
+
+  sdpTowards(): string {
+    return this.sdp.towards;
+  }
+
+  /** The recording client's answer to a refresh's offer: its streams renegotiated as for a re-INVITE, the answer already sent. */
+  async adopt(_side: Side, answer: string): Promise<{ readonly hold: boolean } | undefined> {
+    if (sameSessionVersion(this.sdp.from, answer)) return undefined;
+    const towards = this.sdp.towards;
+    const { hold } = await this.reinvite('caller', answer);
+    this.sdp.towards = towards;
+    return { hold };
   }
 
   async hangUp(): Promise<void> {}
