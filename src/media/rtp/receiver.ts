@@ -44,6 +44,7 @@ export class RtpReceiver {
   private readonly pool: RtpPortPool;
   private readonly open = new Set<RtpPartyPort>();
   private timer: NodeJS.Timeout | undefined;
+  private readonly clock = { ticks: 0, partyTicks: 0, busyMs: 0 };
   private closed = false;
   private sinks = 0;
 
@@ -58,6 +59,11 @@ export class RtpReceiver {
 
   get openPorts(): number {
     return this.open.size;
+  }
+
+  /** The playout clock's work so far: ticks run, party-ticks (one party in one tick), time spent in them. */
+  get clockStats(): { readonly ticks: number; readonly partyTicks: number; readonly busyMs: number } {
+    return { ...this.clock };
   }
 
   async openParty(payloadMap: PayloadMap, sink: MediaSink): Promise<RtpPartyPort> {
@@ -143,6 +149,9 @@ export class RtpReceiver {
       const now = performance.now();
       const fillDelay = this.options.fillDelayMs ?? DEFAULT_FILL_DELAY_MS;
       for (const p of this.open) p.stream.tick(now, fillDelay);
+      this.clock.ticks++;
+      this.clock.partyTicks += this.open.size;
+      this.clock.busyMs += performance.now() - now;
     }, TICK_MS);
     this.timer.unref();
   }
