@@ -126,24 +126,11 @@ async function trial(legs: number, seconds: number, opusShare: number, load: Sen
     ports.push(port);
     job.legs.push({ port: port.port, codec: i % opusEvery === opusEvery - 1 ? 'opus' : 'PCMU' });
   }
-  const sender = fork(fileURLToPath(new URL('./media-sender.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
   const loopDelay = monitorEventLoopDelay({ resolution: 5 });
   loopDelay.enable();
-  const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
-  const wall0 = performance.now();
-  const result = await new Promise<{ sent: number; maxLateMs: number }>((resolve, reject) => {
-    sender.once('message', (m) => resolve(m as { sent: number; maxLateMs: number }));
-    sender.once('error', reject);
-    sender.send(job);
-  });
-  // Let the last packets drain out of the socket buffers.
-  await new Promise((r) => setTimeout(r, 200));
-  const cpu = process.cpuUsage(cpu0);
-  const elu = performance.eventLoopUtilization(elu0).utilization;
+  const { result, cpu, elu, wallMs } = await offerLoad(job);
   loopDelay.disable();
   if (process.env.BENCH_DEBUG) console.log(`loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms max ${(loopDelay.max / 1e6).toFixed(1)} ms`);
-  const wallMs = performance.now() - wall0 - 500;
   const received = ports.reduce((sum, p) => sum + p.stats().packets, 0);
   const clock = receiver.clockStats;
   receiver.close();
@@ -168,6 +155,26 @@ async function trial(legs: number, seconds: number, opusShare: number, load: Sen
   };
 }
 
+/**
+ * Runs the sender process with `job` and measures this (receiving) process meanwhile: its CPU
+ * (every thread), its event loop's busy share, and the wall time of the load (the 500 ms lead-in
+ * before packet 0 left out).
+ */
+async function offerLoad(job: SenderJob): Promise<{ result: { sent: number; maxLateMs: number }; cpu: NodeJS.CpuUsage; elu: number; wallMs: number }> {
+  const sender = fork(fileURLToPath(new URL('./media-sender.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
+  const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
+  const wall0 = performance.now();
+  const result = await new Promise<{ sent: number; maxLateMs: number }>((resolve, reject) => {
+    sender.once('message', (m) => resolve(m as { sent: number; maxLateMs: number }));
+    sender.once('error', reject);
+    sender.send(job);
+  });
+  // Let the last packets drain out of the socket buffers.
+  await new Promise((r) => setTimeout(r, 200));
+  return { result, cpu: process.cpuUsage(cpu0), elu: performance.eventLoopUtilization(elu0).utilization, wallMs: performance.now() - wall0 - 500 };
+}
+
 /** Runs the sender against `legs` sockets bound as the receiver binds them; the receive path is a counter. */
 async function rawTrial(legs: number, seconds: number, opusShare: number, load: SenderJob['payloads'], basePort: number): Promise<RawTrial> {
   const pool = new RtpPortPool('127.0.0.1', basePort, basePort + 2 * legs + 200);
@@ -188,19 +195,7 @@ async function rawTrial(legs: number, seconds: number, opusShare: number, load: 
     sockets.push(socket);
     job.legs.push({ port, codec: i % opusEvery === opusEvery - 1 ? 'opus' : 'PCMU' });
   }
-  const sender = fork(fileURLToPath(new URL('./media-sender.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'] });
-  const cpu0 = process.cpuUsage();
-  const elu0 = performance.eventLoopUtilization();
-  const wall0 = performance.now();
-  const result = await new Promise<{ sent: number; maxLateMs: number }>((resolve, reject) => {
-    sender.once('message', (m) => resolve(m as { sent: number; maxLateMs: number }));
-    sender.once('error', reject);
-    sender.send(job);
-  });
-  await new Promise((r) => setTimeout(r, 200));
-  const cpu = process.cpuUsage(cpu0);
-  const elu = performance.eventLoopUtilization(elu0).utilization;
-  const wallMs = performance.now() - wall0 - 500;
+  const { result, cpu, elu, wallMs } = await offerLoad(job);
   for (const s of sockets) s.close();
   const lossPct = result.sent === 0 ? 100 : (100 * (result.sent - received)) / result.sent;
   const cpuPct = (100 * (cpu.user + cpu.system)) / 1000 / wallMs;

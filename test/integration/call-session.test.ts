@@ -9,8 +9,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CallRegistry } from '../../src/call/registry.js';
 import type { CallRule } from '../../src/call/rule.js';
 import type { OutboundDialer } from '../../src/call/signalling.js';
-import { encodeUlawBuffer } from '../../src/audio/g711.js';
-import { Resampler } from '../../src/audio/resampler.js';
 import { RtpReceiver } from '../../src/media/rtp/receiver.js';
 import { RtpengineClient } from '../../src/media/rtpengine/client.js';
 import { MediaSubscriber } from '../../src/media/subscription.js';
@@ -23,7 +21,7 @@ import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { TWO_PARTY_METADATA, twoPartySiprecOffer } from '../support/siprec.js';
 import { rtpPortRange, startTestRtpengine } from '../support/rtpengine.js';
 import { waitFor } from '../support/net.js';
-import { speechFixture } from '../support/speech.js';
+import { speechPcmuPackets } from '../support/speech.js';
 
 const log = pino({ level: 'silent' });
 let h: CallHarness;
@@ -31,10 +29,7 @@ let speechPcmu: Uint8Array[];
 
 beforeAll(async () => {
   h = await startCallHarness();
-  const speech = await speechFixture({ sentences: ['I would like to check my balance.'], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
-  const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
-  speechPcmu = [];
-  for (let i = 0; i + 160 <= pcm8k.length; i += 160) speechPcmu.push(encodeUlawBuffer(pcm8k.subarray(i, i + 160)));
+  speechPcmu = await speechPcmuPackets();
 }, 300_000);
 
 afterAll(async () => {
@@ -203,6 +198,23 @@ describe('CallSession against a real rtpengine', () => {
     phone.close();
     dialer.callee!.close();
     await h.client.delete({ 'call-id': front });
+    await expectReleased();
+  }, 30_000);
+
+  it('drachtio gone (disconnect): no BYE is attempted to either side, the ending is logged once and nothing at warn', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as { level: number; msg: string }) });
+    const dialer = new FakeDialer();
+    const { session, leg, caller, events } = await newTestCall(h, bridgeRule, { dialer, services: h.services({ logger }) });
+    await session.start();
+    await session.close('disconnect');
+    caller.close();
+    dialer.callee!.close();
+    expect(leg.byes).toBe(0);
+    expect(dialer.byes).toBe(0);
+    expect(events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'disconnect' });
+    expect(lines.filter((l) => l.msg === 'call ended')).toHaveLength(1);
+    expect(lines.filter((l) => l.level >= 40)).toEqual([]);
     await expectReleased();
   }, 30_000);
 

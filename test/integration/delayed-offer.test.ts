@@ -6,25 +6,20 @@
  */
 import { parse as parseSdp } from 'sdp-transform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeUlawBuffer } from '../../src/audio/g711.js';
-import { Resampler } from '../../src/audio/resampler.js';
 import type { CallRule } from '../../src/call/rule.js';
 import type { CallEvent } from '../../src/transcripts/events.js';
 import { newTestCall, startCallHarness, type CallHarness } from '../support/calls.js';
 import { FakeDialer } from '../support/fake-sip.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { waitFor } from '../support/net.js';
-import { speechFixture } from '../support/speech.js';
+import { speechPcmuPackets } from '../support/speech.js';
 
 let h: CallHarness;
 let speechPcmu: Uint8Array[];
 
 beforeAll(async () => {
   h = await startCallHarness();
-  const speech = await speechFixture({ sentences: ['I would like to check my balance.'], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
-  const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
-  speechPcmu = [];
-  for (let i = 0; i + 160 <= pcm8k.length; i += 160) speechPcmu.push(encodeUlawBuffer(pcm8k.subarray(i, i + 160)));
+  speechPcmu = await speechPcmuPackets();
 }, 300_000);
 
 afterAll(async () => {

@@ -173,6 +173,25 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     return events.slice(before);
   };
 
+  /**
+   * A sipp caller (`uacScenario`, speaking) through the `agent` bridge rule to a sipp agent that
+   * speaks back: both parties are transcribed, the caller's BYE ends it, nothing is left in rtpengine.
+   */
+  const expectBridgedAndTranscribed = async (uacScenario: string): Promise<void> => {
+    const before = events.length;
+    const uas = sipp(['-sf', scenario('uas-stream.xml', { audio_file: audioFile }), '-i', '127.0.0.1', '-p', String(uasPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+    await new Promise((r) => setTimeout(r, 300)); // the UAS is listening
+    const uac = await callGateway('agent', scenario(uacScenario, { audio_file: audioFile, talk_ms: String(talkMs) }));
+    expect(uac.code, uac.out).toBe(0);
+    const agent = await uas;
+    expect(agent.code, agent.out).toBe(0);
+    const call = await endedCall(before);
+    const finals = call.filter((e) => e.kind === 'final');
+    expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  };
+
   it('(a) a call to an answer rule is transcribed, and leaves no rtpengine session', async () => {
     const before = events.length;
     const r = await callGateway('transcribe', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
@@ -198,18 +217,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   }, 60_000);
 
   it('(b) a bridge call to a sipp agent that speaks back: both parties transcribed', async () => {
-    const before = events.length;
-    const uas = sipp(['-sf', scenario('uas-stream.xml', { audio_file: audioFile }), '-i', '127.0.0.1', '-p', String(uasPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
-    await new Promise((r) => setTimeout(r, 300)); // the UAS is listening
-    const uac = await callGateway('agent', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
-    expect(uac.code, uac.out).toBe(0);
-    const agent = await uas;
-    expect(agent.code, agent.out).toBe(0);
-    const call = await endedCall(before);
-    const finals = call.filter((e) => e.kind === 'final');
-    expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
-    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
-    expect(await rtpe.numSessions()).toBe(0);
+    await expectBridgedAndTranscribed('uac-stream.xml');
   }, 60_000);
 
   it('(c) a SIPREC INVITE with two streams: parties named from the metadata, recorded and transcribed', async () => {
@@ -315,18 +323,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   }, 60_000);
 
   it("(l) a delayed offer to a bridge rule: the agent is offered rtpengine's SDP, the caller's 200 OK offers what the agent took; both transcribed", async () => {
-    const before = events.length;
-    const uas = sipp(['-sf', scenario('uas-stream.xml', { audio_file: audioFile }), '-i', '127.0.0.1', '-p', String(uasPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
-    await new Promise((r) => setTimeout(r, 300));
-    const uac = await callGateway('agent', scenario('uac-late-offer.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
-    expect(uac.code, uac.out).toBe(0);
-    const agent = await uas;
-    expect(agent.code, agent.out).toBe(0);
-    const call = await endedCall(before);
-    const finals = call.filter((e) => e.kind === 'final');
-    expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
-    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
-    expect(await rtpe.numSessions()).toBe(0);
+    await expectBridgedAndTranscribed('uac-late-offer.xml');
   }, 60_000);
 
   it('(m) session refreshes: a re-INVITE without SDP is offered the session, UPDATE with SDP renegotiates, UPDATE without SDP is a 200; speech after them is transcribed', async () => {

@@ -12,8 +12,6 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { parse as parseSdp } from 'sdp-transform';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeUlawBuffer } from '../../src/audio/g711.js';
-import { Resampler } from '../../src/audio/resampler.js';
 import type { CallRule } from '../../src/call/rule.js';
 import { SpeechRuntime } from '../../src/pipeline/speech-runtime.js';
 import { parseSiprecOffer, toRecordingOffer } from '../../src/sip/siprec.js';
@@ -26,7 +24,7 @@ import { FakeRecognizer } from '../support/fake-recognizer.js';
 import { waitFor } from '../support/net.js';
 import { RtpEndpoint } from '../support/rtp-endpoint.js';
 import { acmeStyle, VENDOR_STYLES } from '../support/siprec-vendors.js';
-import { speechFixture } from '../support/speech.js';
+import { speechPcmuPackets } from '../support/speech.js';
 
 const recorder: CallRule = { name: 'recorder', action: 'siprec', labels: ['recording'] };
 let h: CallHarness;
@@ -36,10 +34,7 @@ const second = Array.from({ length: 50 }, () => new Uint8Array(160).fill(0xfe));
 
 beforeAll(async () => {
   h = await startCallHarness();
-  const speech = await speechFixture({ sentences: ['I would like to check my balance.'], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
-  const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
-  speechPcmu = [];
-  for (let i = 0; i + 160 <= pcm8k.length; i += 160) speechPcmu.push(encodeUlawBuffer(pcm8k.subarray(i, i + 160)));
+  speechPcmu = await speechPcmuPackets();
 }, 300_000);
 
 afterAll(async () => {

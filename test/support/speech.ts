@@ -14,6 +14,7 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 
 const run = promisify(execFile);
@@ -108,6 +109,15 @@ export async function speechFixture(opts: SpeechFixtureOptions): Promise<SpeechF
   padded.set(joined);
   const up = resampler.process(padded);
   return { samples16k: up.slice(delay, delay + joined.length * 2), sentences: marks };
+}
+
+/** A sentence as a phone sends it: 20 ms µ-law payloads (200 ms lead, 1.2 s of trailing silence). */
+export async function speechPcmuPackets(sentence = 'I would like to check my balance.'): Promise<Uint8Array[]> {
+  const speech = await speechFixture({ sentences: [sentence], gapsMs: [], sampleRate: 8000, leadMs: 200, tailMs: 1200 });
+  const pcm8k = new Resampler(16000, 8000).process(speech.samples16k);
+  const packets: Uint8Array[] = [];
+  for (let i = 0; i + 160 <= pcm8k.length; i += 160) packets.push(encodeUlawBuffer(pcm8k.subarray(i, i + 160)));
+  return packets;
 }
 
 /** Sample-exact slice of 16 kHz audio by time (ms). */

@@ -3,7 +3,7 @@ import { WhisperlineError } from '../../errors.js';
 import { SinkLeg } from '../../media/local-legs.js';
 import { offerHolds, sameSessionVersion } from '../../media/sdp.js';
 import type { CallContext, CallStrategy, ConnectedCall, Renegotiation, Side } from '../strategy.js';
-import { answerCaller, byeAfterAnswer, callerOffer, familyOf } from './common.js';
+import { adoptCallerAnswer, answerCaller, callerOffer, familyOf } from './common.js';
 
 /**
  * `answer` rules: the gateway is the called party. rtpengine anchors the call; the gateway's leg
@@ -28,14 +28,7 @@ export class AnswerStrategy implements CallStrategy {
     ctx.checkOpen('subscribing');
     const callerAnswer = await answerCaller(ctx, toCaller);
     const call = new AnsweredCall(ctx, sink, localTag, { towards: toCaller, from: fromCaller });
-    if (callerAnswer !== undefined) {
-      try {
-        await call.adopt('caller', callerAnswer);
-      } catch (err) {
-        await byeAfterAnswer(ctx);
-        throw err;
-      }
-    }
+    await adoptCallerAnswer(ctx, call, callerAnswer);
     return call;
   }
 }

@@ -5,7 +5,7 @@ import { CallEndedError } from '../errors.js';
 import type { BridgeRule } from '../rule.js';
 import type { OutboundDialer, OutboundLeg } from '../signalling.js';
 import type { CallContext, CallStrategy, ConnectedCall, Renegotiation, Side } from '../strategy.js';
-import { answerCaller, byeAfterAnswer, callerOffer } from './common.js';
+import { adoptCallerAnswer, answerCaller, callerOffer } from './common.js';
 
 /**
  * `bridge` rules: a B2BUA to the rule's target. Both legs are anchored in rtpengine; the caller
@@ -46,14 +46,7 @@ export class BridgeStrategy implements CallStrategy {
       }
       const callerAnswer = await answerCaller(ctx, toCaller);
       const call = new BridgedCall(ctx, leg, { towards: { caller: toCaller, callee: offer }, from: { caller: fromCaller, callee: leg.answer } });
-      if (callerAnswer !== undefined) {
-        try {
-          await call.adopt('caller', callerAnswer);
-        } catch (err) {
-          await byeAfterAnswer(ctx);
-          throw err;
-        }
-      }
+      await adoptCallerAnswer(ctx, call, callerAnswer);
       return call;
     } catch (err) {
       await leg.bye().catch((byeErr: unknown) => ctx.log.warn({ err: byeErr }, 'BYE to the callee of a failed bridge failed'));

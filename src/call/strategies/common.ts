@@ -3,7 +3,7 @@ import { CallAnchor } from '../../media/anchor.js';
 import { delayedOfferStandIn } from '../../media/sdp.js';
 import { CallEndedError } from '../errors.js';
 import type { AnswerWarning } from '../signalling.js';
-import type { CallContext } from '../strategy.js';
+import type { CallContext, ConnectedCall } from '../strategy.js';
 
 /**
  * The caller's SDP as rtpengine is first offered it: the INVITE's offer, or for a delayed offer
@@ -45,6 +45,20 @@ export async function answerCaller(ctx: CallContext, sdp: string, extra: readonl
     throw new CallEndedError(ctx.callId, 'answering');
   }
   return callerAnswer;
+}
+
+/**
+ * A delayed offer's answer from the ACK: the connected call takes it in place of the stand-in.
+ * If it cannot, the answered dialog is ended with a BYE and the set-up fails.
+ */
+export async function adoptCallerAnswer(ctx: CallContext, call: ConnectedCall, callerAnswer: string | undefined): Promise<void> {
+  if (callerAnswer === undefined) return;
+  try {
+    await call.adopt('caller', callerAnswer);
+  } catch (err) {
+    await byeAfterAnswer(ctx);
+    throw err;
+  }
 }
 
 /** Ends a dialog whose set-up cannot go on after its 200 OK (the session's close sends no BYE for a call that never became active). */
