@@ -369,6 +369,49 @@ describe('media path through a real rtpengine', () => {
     expect(caller.frames.at(-1)!.startMs - caller.frames[0]!.startMs).toBeGreaterThan(resumedAt - sentAt + 300);
   }, 30_000);
 
+  it('through rtpengine: a burst reordered within the window loses nothing; after a 1 s stall released as one burst, what is within the fill delay is kept, the rest is late, the clock stays continuous', async () => {
+    const call = await anchor('PCMU');
+    const t0 = performance.now();
+    const caller = capture('caller', t0);
+    const fork = await new MediaSubscriber(client, receiver, 'PCMU').subscribe({ callId: call.callId, fromTag: 'caller-tag', label: 'caller' }, sinkOf(caller));
+    const tone = tonePayloads('PCMU', CALLER_HZ, 4000);
+    const packet = (i: number) => ({ sequence: 1000 + i, timestamp: 5000 + 160 * i, payload: tone[i]! });
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    const started = performance.now();
+    /** Packet i is due 20·i ms after the start; sends each batch when its last packet is due. */
+    const sendDue = async (batch: number[]): Promise<void> => {
+      const due = started + 20 * Math.max(...batch);
+      await sleep(Math.max(0, due - performance.now()));
+      call.caller.sendNow(call.callerRemote, batch.map(packet));
+    };
+    // 1 s in time, then 1 s with each pair sent swapped (packet 2k+1 before 2k: within 60 ms).
+    for (let i = 0; i < 50; i++) await sendDue([i]);
+    for (let i = 50; i < 100; i += 2) await sendDue([i + 1, i]);
+    await sleep(200);
+    const reordered = fork.stats();
+    expect(reordered).toMatchObject({ lost: 0, late: 0, duplicate: 0 });
+    expect(caller.audio.lateSamples).toBe(0);
+    // A 1 s stall (packets 100-149 held back), released as one burst, then in time again.
+    await sleep(Math.max(0, started + 20 * 150 - performance.now()));
+    call.caller.sendNow(call.callerRemote, Array.from({ length: 50 }, (_, k) => packet(100 + k)));
+    for (let i = 150; i < 200; i++) await sendDue([i]);
+    await sleep(300);
+    const after = fork.stats();
+    await fork.close();
+    await client.delete({ 'call-id': call.callId });
+    call.caller.close();
+    call.callee.close();
+    // Every packet arrived; the ones older than the fill delay (200 ms) when they came were filled already.
+    expect(after.packets).toBe(200);
+    expect(after.lost).toBe(0);
+    expect(after.late).toBeGreaterThanOrEqual(30);
+    expect(after.late).toBeLessThanOrEqual(45);
+    // Nothing twice and no gap: one frame per 20 ms over the whole call.
+    expectContiguous(caller.frames);
+    const spanMs = caller.frames.at(-1)!.startMs - caller.frames[0]!.startMs;
+    expect(Math.abs(spanMs - 199 * 20)).toBeLessThanOrEqual(100);
+  }, 30_000);
+
   it('leaves list numsessions at 0 and no gateway sockets open after every call', async () => {
     expect(await rtpe.numSessions()).toBe(0);
     expect(receiver.openPorts).toBe(0);

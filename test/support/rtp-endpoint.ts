@@ -120,6 +120,18 @@ export class RtpEndpoint {
     });
   }
 
+  /**
+   * Sends `packets` at once, in the order given (a burst, a reordering), each with its own
+   * sequence number and timestamp, to the address in `remoteSdp`.
+   */
+  sendNow(remoteSdp: string, packets: readonly { readonly sequence: number; readonly timestamp: number; readonly payload: Uint8Array }[], ssrc = 0x1000 + this.port): void {
+    const media = parseSdp(remoteSdp).media[0]!;
+    const host = media.connection?.ip ?? parseSdp(remoteSdp).connection?.ip ?? '127.0.0.1';
+    for (const p of packets) {
+      this.socket!.send(buildRtp({ payloadType: this.payloadType, sequence: p.sequence & 0xffff, timestamp: p.timestamp >>> 0, ssrc }, p.payload), media.port, host);
+    }
+  }
+
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers.clear();
