@@ -326,6 +326,15 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     await expectBridgedAndTranscribed('uac-late-offer.xml');
   }, 60_000);
 
+  it('(n) an SDES-SRTP offer (RTP/SAVP with a=crypto) is answered RTP/SAVP with a key of its own through drachtio', async () => {
+    const before = events.length;
+    const r = await callGateway('transcribe', join(SIPP_DIR, 'uac-srtp.xml'));
+    expect(r.code, r.out).toBe(0);
+    const call = await endedCall(before);
+    expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+    expect(await rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
   it('(m) session refreshes: a re-INVITE without SDP is offered the session, UPDATE with SDP renegotiates, UPDATE without SDP is a 200; speech after them is transcribed', async () => {
     const before = events.length;
     const r = await callGateway('transcribe', scenario('uac-refresh.xml', { audio_file: audioFile, talk_ms: String(talkMs) }));
