@@ -18,7 +18,8 @@ export interface AudioDecoder {
   readonly clockRate: number;
   /**
    * Decodes one RTP payload; returns 16 kHz samples (length depends on the packet's duration).
-   * The returned array may be a buffer the decoder reuses on its next call: copy what you keep.
+   * The returned array may be a buffer reused on the next call of this or any other decoder
+   * (G.711 returns the shared SIMD kernel's memory): copy what you keep before decoding again.
    */
   decode(payload: Uint8Array): Int16Array;
   /**

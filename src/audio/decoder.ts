@@ -53,6 +53,8 @@ export class G711Decoder implements AudioDecoder {
 
   decode(payload: Uint8Array): Int16Array {
     this.checkOpen();
+    const direct = this.resampler.processG711(payload, this.codec);
+    if (direct !== undefined) return direct;
     const narrowband = this.scratch(payload.length);
     const table = this.table;
     for (let i = 0; i < payload.length; i++) narrowband[i] = table[payload[i]!]!;

@@ -1,12 +1,22 @@
 import { FRAME_MS, FRAME_SAMPLES, type AudioFrame } from './frame.js';
 
 /**
+ * Frames are cut from slabs of this many: a 640-byte Int16Array of its own is a separate backing
+ * store (malloc, external-memory accounting, a finaliser at GC) for every 20 ms of every party,
+ * while a view into a slab is only an object. A consumer that keeps one frame keeps its slab
+ * (10 KB) alive; consumers keep runs of consecutive frames (an utterance), so little is pinned.
+ */
+const FRAMES_PER_SLAB = 16;
+
+/**
  * Cuts a party's continuous 16 kHz sample stream into 20 ms `AudioFrame`s. The frame clock only
  * moves by the samples written (or by an explicit `jumpTo`), so `startMs` of consecutive frames
  * never has a gap the audio does not have.
  */
 export class Framer {
-  private buf = new Int16Array(FRAME_SAMPLES);
+  private slab = new ArrayBuffer(FRAMES_PER_SLAB * FRAME_SAMPLES * 2);
+  private slabNext = 0;
+  private buf = this.nextBuffer();
   private fill = 0;
   /** startMs of the frame being filled. */
   private frameStartMs: number;
@@ -68,8 +78,16 @@ export class Framer {
 
   private complete(): void {
     this.emit({ party: this.party, startMs: this.frameStartMs, samples: this.buf });
-    this.buf = new Int16Array(FRAME_SAMPLES);
+    this.buf = this.nextBuffer();
     this.fill = 0;
     this.frameStartMs += FRAME_MS;
+  }
+
+  private nextBuffer(): Int16Array {
+    if (this.slabNext === FRAMES_PER_SLAB) {
+      this.slab = new ArrayBuffer(FRAMES_PER_SLAB * FRAME_SAMPLES * 2);
+      this.slabNext = 0;
+    }
+    return new Int16Array(this.slab, FRAME_SAMPLES * 2 * this.slabNext++, FRAME_SAMPLES);
   }
 }

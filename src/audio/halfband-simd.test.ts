@@ -3,6 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { assembleHalfBand } from '../../scripts/wasm.js';
 import { HALFBAND_WASM_BASE64 } from './halfband-wasm.js';
 import { halfBandSimd } from './halfband-simd.js';
+import { G711Decoder } from './decoder.js';
+import { ALAW_TO_LINEAR, encodeUlawBuffer, ULAW_TO_LINEAR } from './g711.js';
 import { Resampler } from './resampler.js';
 
 /** Noise with full-scale bursts (saturation), a chirp and silence: what phones send. */
@@ -63,5 +65,34 @@ describe('the half-band SIMD kernel', () => {
     expect(Array.from(y)).toEqual(Array.from(z).map((v, k) => (Math.abs(v - y[k]!) <= 1 ? y[k] : v)));
     expect(Math.max(...y)).toBeLessThanOrEqual(32767);
     expect(Math.min(...y)).toBeGreaterThanOrEqual(-32768);
+  });
+
+  it('decodes G.711 packets in one call as the table and the scalar loop do, concealment between them included', () => {
+    const x = testSignal(8000 * 2);
+    const ulaw = encodeUlawBuffer(x);
+    // The same bytes read as A-law are as good a test signal as any.
+    for (const [codec, table] of [['PCMU', ULAW_TO_LINEAR], ['PCMA', ALAW_TO_LINEAR]] as const) {
+      const decoder = new G711Decoder(codec);
+      const scalar = new Resampler(8000, 16000, { simd: false });
+      let maxDiff = 0;
+      let compared = 0;
+      for (let p = 0; p * 160 < ulaw.length; p++) {
+        const payload = ulaw.subarray(p * 160, (p + 1) * 160);
+        const expanded = Int16Array.from(payload, (b) => table[b]!);
+        const expected = scalar.process(expanded);
+        const got = decoder.decode(payload);
+        expect(got.length).toBe(320);
+        for (let k = 0; k < got.length; k++) maxDiff = Math.max(maxDiff, Math.abs(got[k]! - expected[k]!));
+        compared += got.length;
+        if (p % 7 === 3) {
+          // A lost packet: both ring down from the same history.
+          const a = decoder.conceal(320);
+          const b = scalar.process(new Int16Array(160));
+          for (let k = 0; k < a.length; k++) maxDiff = Math.max(maxDiff, Math.abs(a[k]! - b[k]!));
+        }
+      }
+      expect(compared).toBe(ulaw.length * 2);
+      expect(maxDiff, codec).toBeLessThanOrEqual(1);
+    }
   });
 });

@@ -9,12 +9,17 @@
  * resampler keeps its scalar loop; results agree within one least significant bit (the kernel
  * sums in single precision).
  */
+import { ALAW_TO_LINEAR, ULAW_TO_LINEAR } from './g711.js';
 import { HALFBAND_WASM_BASE64 } from './halfband-wasm.js';
 
 /** Byte offsets of the regions (see halfband.wat). */
 const COEFFS = 0;
 const WORK = 256;
 const OUT = 17408;
+const ULAW_TABLE = 34816;
+const ALAW_TABLE = 35840;
+const BYTES = 36864;
+const MAX_BYTES = 4096;
 const MAX_COEFFS = 64;
 const WORK_CAPACITY = 4160;
 /** Input samples one call takes (the work region also holds `last` history samples and 3 of overrun). */
@@ -29,6 +34,13 @@ export interface HalfBandSimd {
    * in the order `convFirst` says.
    */
   run(work: Float64Array, start: number, n: number, folded: Float32Array, last: number, delay: number, convFirst: boolean, out: Int16Array): void;
+  /**
+   * A G.711 payload straight to 16 kHz: its bytes are expanded after the `last` history samples
+   * `history[0, last)` and interpolated as `run` does. Returns the `2 · payload.length` outputs as a
+   * view of the kernel's memory, valid until its next call; the newest `last` input samples are
+   * written back to `history[0, last)`. The payload must fit `capacity(last)`.
+   */
+  runG711(history: Float64Array, payload: Uint8Array, law: 'PCMU' | 'PCMA', folded: Float32Array, last: number, delay: number, convFirst: boolean): Int16Array;
 }
 
 let instance: HalfBandSimd | null | undefined;
@@ -48,6 +60,7 @@ interface WasmApi {
 interface HalfBandExports {
   readonly memory: { readonly buffer: ArrayBuffer };
   halfband(n: number, half: number, last: number, delay: number, convFirst: number): void;
+  g711(n: number, half: number, last: number, delay: number, convFirst: number, table: number): void;
 }
 
 function load(): HalfBandSimd | null {
@@ -64,9 +77,12 @@ function load(): HalfBandSimd | null {
   const coeffs = new Float32Array(buffer, COEFFS, MAX_COEFFS);
   const work = new Float32Array(buffer, WORK, WORK_CAPACITY);
   const out = new Int16Array(buffer, OUT, 2 * MAX_PAIRS);
+  const bytes = new Uint8Array(buffer, BYTES, MAX_BYTES);
+  new Float32Array(buffer, ULAW_TABLE, 256).set(ULAW_TO_LINEAR);
+  new Float32Array(buffer, ALAW_TABLE, 256).set(ALAW_TO_LINEAR);
   let loaded: Float32Array | undefined;
   return {
-    capacity: (last) => Math.min(MAX_PAIRS, WORK_CAPACITY - last - 3),
+    capacity: (last) => Math.min(MAX_PAIRS, MAX_BYTES, WORK_CAPACITY - last - 3),
     run(source, start, n, folded, last, delay, convFirst, target) {
       if (folded !== loaded) {
         coeffs.set(folded);
@@ -76,6 +92,18 @@ function load(): HalfBandSimd | null {
       work.set(source.subarray(start, start + last + n));
       exports.halfband(n, folded.length, last, delay, convFirst ? 1 : 0);
       target.set(out.subarray(0, 2 * n));
+    },
+    runG711(history, payload, law, folded, last, delay, convFirst) {
+      if (folded !== loaded) {
+        coeffs.set(folded);
+        loaded = folded;
+      }
+      const n = payload.length;
+      for (let i = 0; i < last; i++) work[i] = history[i]!;
+      bytes.set(payload);
+      exports.g711(n, folded.length, last, delay, convFirst ? 1 : 0, law === 'PCMU' ? ULAW_TABLE : ALAW_TABLE);
+      for (let i = 0; i < last; i++) history[i] = work[n + i]!;
+      return out.subarray(0, 2 * n);
     },
   };
 }

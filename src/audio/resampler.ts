@@ -261,6 +261,21 @@ export class Resampler {
     return count;
   }
 
+  /**
+   * A G.711 payload (8 kHz) straight to 16 kHz on the SIMD kernel, the expansion included: one
+   * call instead of a table loop, two conversions and two copies. Returns a view of the kernel's
+   * memory, valid until the next call of any stream's resampler; undefined where this resampler
+   * is not 8 → 16 kHz on the SIMD kernel (the caller then expands and calls `processInto`).
+   */
+  processG711(payload: Uint8Array, law: 'PCMU' | 'PCMA'): Int16Array | undefined {
+    const kernel = this.bank?.halfBand;
+    if (!kernel || !this.simd || this.nextBase !== 0 || this.branch !== 0) return undefined;
+    const simd = halfBandSimd();
+    const last = this.bank!.tapsPerBranch - 1;
+    if (!simd || payload.length > simd.capacity(last)) return undefined;
+    return simd.runG711(this.work, payload, law, kernel.folded32, last, kernel.delayTap, kernel.convolvedBranch === 0);
+  }
+
   /** Clears the history, as if the stream started again. */
   reset(): void {
     this.work.fill(0);
