@@ -45,6 +45,64 @@ describe('whisperline CLI', () => {
     expect(r.stderr).toContain('rules.0.target: a bridge rule needs a target URI');
   });
 
+  it('check-config shows that secrets are set without printing them', () => {
+    const secret = 'drachtio-secret-0123456789';
+    const tokenA = 'supervisor-token-a-0123456789';
+    const tokenB = 'supervisor-token-b-0123456789';
+    const apiKey = 'ingest-api-key-0123456789';
+    const metricsToken = 'metrics-token-0123456789';
+    const file = join(dir, 'secrets.yaml');
+    writeFileSync(
+      file,
+      [
+        'supervisor:',
+        '  tokens:',
+        `    - {name: queue-a, token: ${tokenA}, labels: [queue-a]}`,
+        `    - {name: everyone, token: ${tokenB}}`,
+        'feeds:',
+        '  ingest:',
+        `    apiKeys: [${apiKey}]`,
+        'asr:',
+        '  provider: remote',
+        '  remote:',
+        '    servers: ["http://whisper:url-password-0123@gpu-1:8080"]',
+        '',
+      ].join('\n'),
+    );
+    const r = whisperline(['check-config', file], { WHISPERLINE_SIP_DRACHTIO_SECRET: secret, WHISPERLINE_HTTP_METRICS_TOKEN: metricsToken });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    for (const value of [secret, tokenA, tokenB, apiKey, metricsToken, 'url-password-0123']) expect(r.stdout).not.toContain(value);
+    const printed = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as Record<string, Record<string, unknown>>;
+    expect(printed.sip!.drachtioSecret).toBe(`<set, ${secret.length} characters>`);
+    expect(printed.http!.metricsToken).toBe(`<set, ${metricsToken.length} characters>`);
+    expect(printed.supervisor!.tokens).toEqual([
+      { name: 'queue-a', token: `<set, ${tokenA.length} characters>`, labels: ['queue-a'] },
+      { name: 'everyone', token: `<set, ${tokenB.length} characters>`, labels: [] },
+    ]);
+    expect(printed.feeds!.ingest).toMatchObject({ apiKeys: [`<set, ${apiKey.length} characters>`] });
+    expect(printed.asr!.remote).toEqual({ servers: ['http://whisper:<redacted>@gpu-1:8080/'] });
+  });
+
+  it('check-config fails on a dialplan rule naming an unknown model, naming the rule and the known models', () => {
+    const plans = join(dir, 'dialplans-model');
+    mkdirSync(plans);
+    writeFileSync(join(plans, 'line.yaml'), 'rules:\n  - name: sales-line\n    action: answer\n    model: larg-v3\n  - name: support-line\n    action: answer\n    model: small.en\n');
+    const r = whisperline(['check-config'], { WHISPERLINE_SIP_DIALPLANS: plans });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('rule "sales-line": unknown model "larg-v3"');
+    expect(r.stderr).not.toContain('support-line');
+    expect(r.stderr).toMatch(/known: tiny, tiny\.en, base, .*large-v3,/);
+  });
+
+  it("ignores the test suite's own WHISPERLINE_TEST_ variables and other non-setting WHISPERLINE_ switches", () => {
+    const r = whisperline(['check-config'], { WHISPERLINE_TEST_TINY_MODEL: '/tmp/tiny.bin', WHISPERLINE_TEST_WHISPER_SERVER: '/tmp/whisper-server', WHISPERLINE_NO_SIMD: '1', WHISPERLINE_BUILD_DIR: '/tmp/build' });
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // A real typo is still caught.
+    expect(whisperline(['check-config'], { WHISPERLINE_TESTING: '1' }).stderr).toContain('WHISPERLINE_TESTING: unknown setting');
+  });
+
   it('start fails fast on a bad environment override, before touching the network', () => {
     const r = whisperline(['start'], { WHISPERLINE_RTPENGINE_TIMEOUT_MS: 'soon' });
     expect(r.code).toBe(2);

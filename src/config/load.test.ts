@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import type { IncomingMessage } from 'node:http';
 import { asrProvider } from '../asr/provider.js';
+import { canSee, TokenAuth } from '../http/auth.js';
 import { ConfigError, DEFAULT_CONFIG_PATH, envNames, loadConfig } from './load.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'wl-config-'));
@@ -87,6 +89,44 @@ describe('loadConfig', () => {
       { path: 'asr.poolSize', message: 'unknown key; it moved to asr.local.poolSize' },
     ]);
     expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_ASR_THREADS: '4' } }))[0]!.message).toMatch(/moved to asr\.local\.threads/);
+  });
+
+  it('names every allowed value of a choice, and what it got', () => {
+    const issues = issuesOf(() => loadConfig({ env: { WHISPERLINE_LOG_LEVEL: 'verbose', WHISPERLINE_VAD_SAMPLE_RATE: '44100', WHISPERLINE_ASR_AUDIO_CONTEXT: 'full' } }));
+    expect(issues).toEqual([
+      { path: 'log.level', message: 'expected one of "trace", "debug", "info", "warn", "error", "fatal", "silent" (got "verbose")' },
+      { path: 'vad.sampleRate', message: 'expected one of 8000, 16000 (got 44100)' },
+      { path: 'asr.audioContext', message: 'expected one of "auto", a number (got "full")' },
+    ]);
+    // A value of the right type out of range is told its bound, not the list of alternatives.
+    expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_ASR_AUDIO_CONTEXT: '5000' } }))).toEqual([{ path: 'asr.audioContext', message: expect.stringMatching(/<=1500/) }]);
+  });
+
+  it("does not read the test suite's WHISPERLINE_TEST_ variables, or other switches that are not settings, as keys", () => {
+    const config = loadConfig({
+      env: { WHISPERLINE_TEST_TINY_MODEL: '/tmp/tiny.bin', WHISPERLINE_TEST_WHISPER_CLI: '/tmp/whisper-cli', WHISPERLINE_NO_SIMD: '1', WHISPERLINE_BUILD_DIR: '/tmp/b', WHISPERLINE_CONFIG: '' },
+    });
+    expect(config.asr.model).toBe('base');
+    expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_TESTS_MODEL: 'x' } }))).toEqual([{ path: 'WHISPERLINE_TESTS_MODEL', message: expect.stringMatching(/^unknown setting/) }]);
+  });
+
+  it('gives a supervisor token without labels every call, as documented', () => {
+    const config = loadConfig({ file: file('tokens.yaml', 'supervisor:\n  tokens:\n    - {name: all, token: all-calls-token-0123}\n    - {name: sales, token: sales-token-012345, labels: [queue:sales]}\n'), env: {} });
+    const auth = new TokenAuth(config.supervisor.tokens);
+    const as = (token: string) => auth.authenticate({ headers: { authorization: `Bearer ${token}` } } as IncomingMessage, new URL('http://gateway/v1/supervisor'));
+    const all = as('all-calls-token-0123')!;
+    expect(all).toEqual({ name: 'all', labels: [] });
+    expect(canSee(all, ['queue:support'])).toBe(true);
+    expect(canSee(all, [])).toBe(true);
+    const sales = as('sales-token-012345')!;
+    expect(canSee(sales, ['queue:sales'])).toBe(true);
+    expect(canSee(sales, ['queue:support'])).toBe(false);
+  });
+
+  it('takes an optional metrics token of at least 16 characters', () => {
+    expect(loadConfig({ env: {} }).http.metricsToken).toBeUndefined();
+    expect(loadConfig({ env: { WHISPERLINE_HTTP_METRICS_TOKEN: 'scrape-token-0123456' } }).http.metricsToken).toBe('scrape-token-0123456');
+    expect(issuesOf(() => loadConfig({ env: { WHISPERLINE_HTTP_METRICS_TOKEN: 'short' } }))).toEqual([{ path: 'http.metricsToken', message: 'tokens are at least 16 characters' }]);
   });
 
   it('reports YAML syntax errors with the line', () => {

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
 import { WhisperlineError } from '../errors.js';
 import { ConfigSchema, type Config } from './schema.js';
 
@@ -12,6 +13,15 @@ export const DEFAULT_CONFIG_PATH = fileURLToPath(new URL('../../config/default.y
 export const ENV_PREFIX = 'WHISPERLINE_';
 /** Names the config file; not a key itself. */
 export const ENV_CONFIG_FILE = 'WHISPERLINE_CONFIG';
+
+/**
+ * WHISPERLINE_ variables that are not settings, so they are not mapped onto keys (where they would
+ * fail as unknown): the config file's name, a switch the audio code reads where it acts, and the
+ * test suite's own (`WHISPERLINE_TEST_*`, the whisper build directory), which a developer's shell
+ * keeps exported while running the gateway.
+ */
+const NOT_SETTINGS: ReadonlySet<string> = new Set([ENV_CONFIG_FILE, 'WHISPERLINE_NO_SIMD', 'WHISPERLINE_BUILD_DIR']);
+export const isSettingVariable = (name: string): boolean => name.startsWith(ENV_PREFIX) && !NOT_SETTINGS.has(name) && !name.startsWith('WHISPERLINE_TEST_');
 
 export interface ConfigIssue {
   /** Where the bad value came from: a key path (`media.portMin`) or an environment variable. */
@@ -102,7 +112,7 @@ function applyEnv(tree: Tree, defaults: Tree, env: NodeJS.ProcessEnv): { tree: T
   const issues: ConfigIssue[] = [];
   let out = tree;
   for (const [name, raw] of Object.entries(env)) {
-    if (!name.startsWith(ENV_PREFIX) || name === ENV_CONFIG_FILE || raw === undefined) continue;
+    if (!isSettingVariable(name) || raw === undefined) continue;
     const path = names.get(name);
     if (!path) {
       const moved = Object.keys(MOVED).find((old) => ENV_PREFIX + old.split('.').map(screamingSnake).join('_') === name);
@@ -138,7 +148,8 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const defaults = readYaml(options.defaultsPath ?? DEFAULT_CONFIG_PATH);
   const merged = file ? deepMerge(defaults, readYaml(file)) : defaults;
   const { tree, issues } = applyEnv(merged, defaults, env);
-  const result = ConfigSchema.safeParse(tree);
+  // The input of each issue, so a wrong choice can say what it got.
+  const result = ConfigSchema.safeParse(tree, { reportInput: true });
   if (!result.success) {
     for (const issue of result.error.issues) {
       if (issue.code === 'unrecognized_keys') {
@@ -147,7 +158,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
           issues.push({ path, message: `unknown key${movedNote(path)}` });
         }
       } else {
-        issues.push({ path: issue.path.join('.') || '(root)', message: issue.message });
+        issues.push({ path: issue.path.join('.') || '(root)', message: issueMessage(issue) });
       }
     }
   }
@@ -157,6 +168,63 @@ export function loadConfig(options: LoadOptions = {}): Config {
   config.asr.local.buildDir = expandHome(config.asr.local.buildDir);
   config.store.path = expandHome(config.store.path);
   return config;
+}
+
+const shown = (v: unknown): string => {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+};
+
+/**
+ * A choice (an enum, or a union such as `8000 | 16000` or `"auto" | number`) names every allowed
+ * value and what it got: zod says only "Invalid input" for a union.
+ */
+function issueMessage(issue: z.core.$ZodIssue): string {
+  const got = 'input' in issue && issue.input !== undefined ? ` (got ${shown(issue.input)})` : '';
+  if (issue.code === 'invalid_value') return `expected one of ${issue.values.map(shown).join(', ')}${got}`;
+  if (issue.code !== 'invalid_union' || issue.errors.length === 0) return issue.message;
+  const alternatives: string[] = [];
+  for (const branch of issue.errors) {
+    const first = branch[0];
+    if (first === undefined) return issue.message;
+    // A branch of the right type that failed a bound (e.g. a number out of range) says what is wrong.
+    if (first.code === 'invalid_value') alternatives.push(...first.values.map(shown));
+    else if (first.code === 'invalid_type') alternatives.push(`a ${first.expected}`);
+    else if (first.code === 'invalid_format') alternatives.push(`a valid ${first.format}`);
+    else return first.message;
+  }
+  return `expected one of ${alternatives.join(', ')}${got}`;
+}
+
+/** A secret as printed: that it is set and its length (a truncated paste shows), never the value. */
+const secretShown = (secret: string): string => `<set, ${secret.length} characters>`;
+
+/** A URL with its password (if any) replaced: `http://user:<redacted>@host/`. */
+function urlShown(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password === '') return url;
+    u.password = 'redacted';
+    return u.toString().replace(':redacted@', ':<redacted>@');
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * The configuration as `check-config` prints it: every secret (the drachtio secret, supervisor
+ * tokens, ingest API keys, the metrics token, passwords in URLs) replaced by a note that it is
+ * set, so the output can be pasted into a ticket or a CI log.
+ */
+export function redactSecrets(config: Config): unknown {
+  return {
+    ...config,
+    http: { ...config.http, metricsToken: config.http.metricsToken === undefined ? null : secretShown(config.http.metricsToken) },
+    sip: { ...config.sip, drachtioSecret: secretShown(config.sip.drachtioSecret) },
+    asr: { ...config.asr, modelBaseUrl: urlShown(config.asr.modelBaseUrl), remote: { ...config.asr.remote, servers: config.asr.remote.servers.map(urlShown) } },
+    supervisor: { ...config.supervisor, tokens: config.supervisor.tokens.map((t) => ({ ...t, token: secretShown(t.token) })) },
+    feeds: { ...config.feeds, ingest: { ...config.feeds.ingest, apiKeys: config.feeds.ingest.apiKeys.map(secretShown) } },
+  };
 }
 
 /** `~/x` → the user's home directory joined with `x`; other paths unchanged. */
