@@ -33,7 +33,8 @@ export function credentialOf(req: IncomingMessage, url: URL): string | undefined
   return url.searchParams.get('token') ?? url.searchParams.get('access_token') ?? undefined;
 }
 
-const equalSecret = (a: string, b: string): boolean => {
+/** Constant time on equal-length buffers (timingSafeEqual needs them), so timing does not reveal a secret. */
+export const equalSecret = (a: string, b: string): boolean => {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);

@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { createLogger } from '../log.js';
 import { GatewayMetrics } from './metrics.js';
+import { GatewayHttpServer } from './server.js';
 
 const sources = {
   liveCalls: () => 3,
@@ -67,5 +69,50 @@ describe('GatewayMetrics', () => {
     expect(value(text, 'whisperline_rtp_packets_lost_total')).toBe(3);
     expect(text).toMatch(/^whisperline_calls_ended_total\{reason="bye-caller"\} 1$/m);
     expect(text).toMatch(/^whisperline_alerts_total\{rule="greeting",severity="info"\} 1$/m);
+  });
+
+  it('exports process metrics under one whisperline_ prefix, not whisperline_process_process_', async () => {
+    const text = await new GatewayMetrics(sources).text();
+    const names = [...new Set([...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1]!))];
+    expect(names).toContain('whisperline_process_cpu_seconds_total');
+    expect(names).toContain('whisperline_process_resident_memory_bytes');
+    expect(names).toContain('whisperline_nodejs_eventloop_lag_seconds');
+    expect(names.filter((n) => n.includes('process_process') || !n.startsWith('whisperline_'))).toEqual([]);
+  });
+
+  it('serves GET /metrics only with the bearer token when http.metricsToken is set', async () => {
+    const metrics = new GatewayMetrics(sources);
+    const token = 'scrape-token-0123456789';
+    const start = (metricsToken?: string) =>
+      GatewayHttpServer.start({
+        host: '127.0.0.1',
+        port: 0,
+        logger: createLogger({ level: 'silent', redactTranscripts: true }),
+        health: () => ({ status: 'ok' }),
+        metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+        metricsToken,
+      });
+    const guarded = await start(token);
+    const open = await start();
+    try {
+      const get = (server: GatewayHttpServer, authorization?: string) =>
+        fetch(`http://127.0.0.1:${server.port}/metrics`, authorization ? { headers: { authorization } } : {});
+      for (const authorization of [undefined, `Bearer ${token.slice(0, -1)}`, `Bearer ${token}x`, `Basic ${Buffer.from(`x:${token}`).toString('base64')}`]) {
+        const refused = await get(guarded, authorization);
+        expect(refused.status).toBe(401);
+        expect(refused.headers.get('www-authenticate')).toMatch(/^Bearer/);
+        expect(await refused.json()).toMatchObject({ error: expect.stringMatching(/Authorization: Bearer/) });
+      }
+      const ok = await get(guarded, `Bearer ${token}`);
+      expect(ok.status).toBe(200);
+      expect(value(await ok.text(), 'whisperline_calls_live')).toBe(3);
+      // Without a token configured, /metrics stays open as before.
+      const unguarded = await get(open);
+      expect(unguarded.status).toBe(200);
+      expect(value(await unguarded.text(), 'whisperline_calls_live')).toBe(3);
+    } finally {
+      await guarded.close();
+      await open.close();
+    }
   });
 });

@@ -34,7 +34,8 @@ export class GatewayMetrics {
 
   constructor(sources: MetricSources) {
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'whisperline_process_' });
+    // prom-client's names already start with process_ or nodejs_: the prefix is only ours.
+    collectDefaultMetrics({ register: this.registry, prefix: 'whisperline_' });
     new Gauge({ name: 'whisperline_calls_live', help: 'Calls in progress', registers, collect() { this.set(sources.liveCalls()); } });
     new Gauge({ name: 'whisperline_parties_live', help: 'Forked call parties receiving RTP', registers, collect() { this.set(sources.liveParties()); } });
     new Gauge({ name: 'whisperline_vad_windows_total', help: 'VAD windows scored (32 ms each)', registers, collect() { this.set(sources.vad().windows); } });
