@@ -57,6 +57,49 @@ describe('whisperline transcribe', () => {
     expect(events.at(-1)).toMatchObject({ reason: 'completed' });
   }, 120_000);
 
+  it('reports a bad file of a batch (missing, not audio, unsupported format), transcribes the others, and exits 1', async () => {
+    const whisper = await ensureTestWhisper();
+    const speech = await speechFixture({ sentences: ['Hello, this is a short message.'], gapsMs: [], sampleRate: 8000, leadMs: 300, tailMs: 1500 });
+    const wav = encodeWav([speech.samples16k], 16000);
+    const first = join(dir, 'first.wav');
+    const last = join(dir, 'last.wav');
+    writeFileSync(first, wav);
+    writeFileSync(last, wav);
+    const notAudio = join(dir, 'notes.wav');
+    writeFileSync(notAudio, 'these are meeting notes, not a recording\n');
+    // IEEE float samples (format 3): a real WAV, but not what call recorders write.
+    const float = Buffer.from(wav);
+    float.writeUInt16LE(3, 20);
+    const unsupported = join(dir, 'float.wav');
+    writeFileSync(unsupported, float);
+    const missing = join(dir, 'missing.wav');
+    const env = { WHISPERLINE_ASR_MODEL: whisper.tinyModel, WHISPERLINE_TRANSCRIPTS_NO_SPEECH_THRESHOLD: '1', WHISPERLINE_TRANSCRIPTS_SILENCE_PHRASES: '[]', WHISPERLINE_LOG_LEVEL: 'error' };
+
+    const r = await run(['transcribe', '--json', first, missing, notAudio, unsupported, last], env);
+    expect(r.code).toBe(1);
+    // Each bad file once on stderr, named with its reason; then the summary.
+    const errors = r.stderr.trim().split('\n');
+    expect(errors).toEqual([
+      `${missing}: not transcribed: no such file`,
+      `${notAudio}: not transcribed: unsupported WAV: not a RIFF/WAVE file`,
+      expect.stringMatching(/float\.wav: not transcribed: unsupported WAV: format 3 with 16 bits per sample/),
+      `3 of 5 files not transcribed: ${missing}, ${notAudio}, ${unsupported}`,
+    ]);
+    // The good files before and after the bad ones each went through the whole call lifecycle.
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { kind: string; callId: string; reason?: string });
+    expect([...new Set(events.map((e) => e.callId))]).toEqual(['first.wav', 'last.wav']);
+    for (const callId of ['first.wav', 'last.wav']) {
+      const call = events.filter((e) => e.callId === callId);
+      expect(call[0]!.kind).toBe('call.started');
+      expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'completed' });
+    }
+
+    // All good: exit code 0 and nothing on stderr.
+    const ok = await run(['transcribe', '--json', first], env);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+  }, 120_000);
+
   it('fails clearly when the model is missing', async () => {
     const r = await run(['transcribe', join(dir, 'none.wav')], { WHISPERLINE_ASR_MODEL: join(dir, 'absent.bin') });
     expect(r.code).not.toBe(0);
