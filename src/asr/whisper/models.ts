@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
+import { EnvHttpProxyAgent, fetch, type Response } from 'undici';
 import { WhisperlineError } from '../../errors.js';
 
 /**
@@ -90,12 +91,32 @@ export interface DownloadOptions {
   /** Overrides the catalogue checksum (tests; private mirrors of other models). */
   readonly sha1?: string;
   readonly signal?: AbortSignal;
+  /**
+   * Where HTTPS_PROXY / https_proxy, HTTP_PROXY / http_proxy and NO_PROXY / no_proxy are read.
+   * Default: the process environment.
+   */
+  readonly env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * The proxy settings in `env`, for undici's EnvHttpProxyAgent: CONNECT tunnels through the proxy
+ * the URL's scheme calls for (an https URL falls back to the HTTP proxy, as curl does), none for the
+ * hosts NO_PROXY lists. Read from `env` here rather than by the agent, which would read
+ * process.env. The lower-case names win, as in curl and undici.
+ */
+function proxySettings(env: NodeJS.ProcessEnv): { httpProxy?: string; httpsProxy?: string; noProxy: string } {
+  const pick = (name: string): string | undefined => (env[name.toLowerCase()] ?? env[name]) || undefined;
+  const httpProxy = pick('HTTP_PROXY');
+  const httpsProxy = pick('HTTPS_PROXY') ?? httpProxy;
+  return { httpProxy, httpsProxy, noProxy: env.no_proxy ?? env.NO_PROXY ?? '' };
 }
 
 /**
  * Downloads a catalogue model into `modelDir`: streamed to a `.part` file while hashing, verified
  * against its SHA-1, then renamed into place, so a failed or interrupted download never leaves a
- * file that looks like a model.
+ * file that looks like a model. Goes through the proxy the environment names (Node's own fetch
+ * ignores HTTPS_PROXY, which left gateways behind a proxy without a model); every failure says
+ * what to do instead of downloading.
  */
 export async function downloadModel(name: string, options: DownloadOptions): Promise<string> {
   const info = MODEL_CATALOG.get(name);
@@ -106,31 +127,41 @@ export async function downloadModel(name: string, options: DownloadOptions): Pro
   const part = `${target}.part`;
   const url = `${options.baseUrl.replace(/\/+$/, '')}/${modelFileName(name)}`;
   const stallMs = options.stallTimeoutMs ?? 30_000;
+  const proxy = proxySettings(options.env ?? process.env);
+  // `unreachable`: no answer from the server at all, where a missing proxy setting is a likely cause.
+  const failed = (reason: string, cause?: unknown, unreachable = false): ModelError =>
+    new ModelError('MODEL_DOWNLOAD', downloadFailure(name, url, options.modelDir, reason, unreachable && !proxy.httpsProxy), { retryable: true, cause });
 
   const abort = new AbortController();
   const onOuterAbort = (): void => abort.abort(new ModelError('MODEL_DOWNLOAD', `download of ${name} cancelled`));
   options.signal?.addEventListener('abort', onOuterAbort);
   let stallTimer: NodeJS.Timeout | undefined;
+  let receivedBytes = 0;
   const armStall = (): void => {
     clearTimeout(stallTimer);
-    stallTimer = setTimeout(() => abort.abort(new ModelError('MODEL_DOWNLOAD', `download of ${url} stalled: no data for ${stallMs} ms`)), stallMs);
+    // Nothing at all yet is how a firewall that drops what does not go through the proxy looks.
+    stallTimer = setTimeout(() => abort.abort(failed(`stalled: no data for ${stallMs} ms`, undefined, receivedBytes === 0)), stallMs);
   };
+  // One agent per download: redirects (the catalogue host answers with one to its CDN) are
+  // dispatched through it too, each origin with its own proxy decision. https goes through a
+  // CONNECT tunnel; plain http is sent to the proxy as an absolute URL, as curl does, because
+  // proxies commonly refuse CONNECT to ports other than 443 (Squid's default configuration).
+  const dispatcher = new EnvHttpProxyAgent({ ...proxy, proxyTunnel: false });
   try {
     armStall();
     let response: Response;
     try {
-      response = await fetch(url, { signal: abort.signal, redirect: 'follow' });
+      response = await fetch(url, { signal: abort.signal, redirect: 'follow', dispatcher });
     } catch (err) {
-      throw downloadError(url, err, abort.signal);
+      throw downloadError(err, abort.signal, 'cannot be reached', failed, true);
     }
     if (!response.ok || !response.body) {
-      throw new ModelError('MODEL_DOWNLOAD', `cannot download ${url}: HTTP ${response.status} ${response.statusText}`.trim());
+      throw failed(`HTTP ${response.status} ${response.statusText}`.trim());
     }
     const length = Number(response.headers.get('content-length'));
     const totalBytes = Number.isFinite(length) && length > 0 ? length : undefined;
     const hash = createHash('sha1');
     const out = createWriteStream(part);
-    let receivedBytes = 0;
     try {
       const reader = response.body.getReader();
       for (;;) {
@@ -138,7 +169,7 @@ export async function downloadModel(name: string, options: DownloadOptions): Pro
         try {
           chunk = await reader.read();
         } catch (err) {
-          throw downloadError(url, err, abort.signal, 'interrupted after ' + receivedBytes + ' bytes');
+          throw downloadError(err, abort.signal, 'interrupted after ' + receivedBytes + ' bytes', failed, false);
         }
         if (chunk.done) break;
         armStall();
@@ -151,11 +182,11 @@ export async function downloadModel(name: string, options: DownloadOptions): Pro
       await new Promise<void>((r) => out.end(r));
     }
     if (totalBytes !== undefined && receivedBytes !== totalBytes) {
-      throw new ModelError('MODEL_DOWNLOAD', `download of ${url} ended early: ${receivedBytes} of ${totalBytes} bytes`);
+      throw failed(`ended early: ${receivedBytes} of ${totalBytes} bytes`);
     }
     const actual = hash.digest('hex');
     if (actual !== expected) {
-      throw new ModelError('MODEL_DOWNLOAD', `checksum mismatch for ${name}: expected SHA-1 ${expected}, got ${actual}`);
+      throw failed(`checksum mismatch: expected SHA-1 ${expected}, got ${actual}`);
     }
     renameSync(part, target);
     return target;
@@ -165,14 +196,37 @@ export async function downloadModel(name: string, options: DownloadOptions): Pro
   } finally {
     clearTimeout(stallTimer);
     options.signal?.removeEventListener('abort', onOuterAbort);
+    // Nothing is in flight any more (the body was read to its end or the request aborted); this
+    // closes the kept-alive sockets to the server or proxy, which would otherwise hold the process.
+    await dispatcher.destroy().catch(() => undefined);
   }
 }
 
-function downloadError(url: string, err: unknown, signal: AbortSignal, what = 'cannot be reached'): ModelError {
+/** The error for a fetch or body read that threw: the stall or cancellation that aborted it, or what the socket said. */
+function downloadError(
+  err: unknown,
+  signal: AbortSignal,
+  what: string,
+  failed: (reason: string, cause: unknown, unreachable: boolean) => ModelError,
+  unreachable: boolean,
+): ModelError {
   if (signal.aborted && signal.reason instanceof ModelError) return signal.reason;
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = [cause?.code, cause?.message ?? (err as Error).message].filter(Boolean).join(' ');
-  return new ModelError('MODEL_DOWNLOAD', `download of ${url} ${what}: ${why}`, { retryable: true, cause: err });
+  return failed(`${what}: ${why}`, err, unreachable);
+}
+
+/**
+ * A failed download's message: what failed, then the ways to a model without this download (the
+ * usual case is a gateway that cannot reach the model host at all), and the proxy variables when
+ * the host was not reached and no proxy is set.
+ */
+function downloadFailure(name: string, url: string, modelDir: string, reason: string, suggestProxy: boolean): string {
+  const viaProxy = suggestProxy ? '; if this machine reaches the internet only through a proxy, set HTTPS_PROXY (and NO_PROXY for hosts to reach directly)' : '';
+  return (
+    `download of ${modelFileName(name)} from ${url} failed (${reason}): set asr.model to the path of a model file you have, ` +
+    `or run \`whisperline models download ${name}\` on a machine with internet access and copy ${modelFileName(name)} to ${modelDir}${viaProxy}`
+  );
 }
 
 /** One line of a terminal progress bar: `[#####.....]  45%  64.0/142.0 MiB  12.3 MiB/s`. */
