@@ -99,10 +99,10 @@ export interface DownloadOptions {
 }
 
 /**
- * The proxy settings in `env`, for undici's EnvHttpProxyAgent: CONNECT tunnels through the proxy
- * the URL's scheme calls for (an https URL falls back to the HTTP proxy, as curl does), none for the
- * hosts NO_PROXY lists. Read from `env` here rather than by the agent, which would read
- * process.env. The lower-case names win, as in curl and undici.
+ * The proxy settings in `env`, for undici's EnvHttpProxyAgent: the proxy the URL's scheme calls for
+ * (an https URL falls back to the HTTP proxy, as curl does), none for the hosts NO_PROXY lists.
+ * Read from `env` here rather than by the agent, which would read process.env. The lower-case
+ * names win, as in curl and undici.
  */
 function proxySettings(env: NodeJS.ProcessEnv): { httpProxy?: string; httpsProxy?: string; noProxy: string } {
   const pick = (name: string): string | undefined => (env[name.toLowerCase()] ?? env[name]) || undefined;
