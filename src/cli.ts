@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 import { existsSync, readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { downloadModel, listModels, progressLine } from './asr/whisper/models.js';
-import { ConfigError, loadConfig } from './config/load.js';
+import { downloadModel, isKnownModel, listModels, MODEL_CHOICES, progressLine } from './asr/whisper/models.js';
+import { ConfigError, loadConfig, redactSecrets } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';
 import { createLogger } from './log.js';
@@ -61,6 +61,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
+/** Beyond the SIP drain's grace period, what closing ingest, feeds, speech and the store may take. */
+const SHUTDOWN_SLACK_MS = 15_000;
+
 async function main(argv: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -95,9 +98,16 @@ async function main(argv: string[]): Promise<number> {
       }
       try {
         const dialplan = await loadDialplans(config.sip.dialplans, config.sip.noMatchStatus);
+        // A misspelt model would otherwise surface only when the rule's first call starts its engine.
+        const badModels = dialplan.rules.flatMap(({ rule }) => (rule.action !== 'reject' && rule.model !== undefined && !isKnownModel(rule.model) ? [`  rule "${rule.name}": unknown model "${rule.model}"`] : []));
+        if (badModels.length > 0) {
+          console.error(`invalid dialplans (${config.sip.dialplans}):\n${badModels.join('\n')}\n  (${MODEL_CHOICES})`);
+          return 2;
+        }
         console.log(`configuration OK (${file ?? process.env.WHISPERLINE_CONFIG ?? 'embedded defaults'})`);
         console.log(`dialplans OK (${config.sip.dialplans}: ${dialplan.rules.map((r) => r.rule.name).join(', ') || 'no rules'})`);
-        console.log(JSON.stringify(config, null, 2));
+        // Secrets are shown as set, never printed: this output ends up in tickets and CI logs.
+        console.log(JSON.stringify(redactSecrets(config), null, 2));
         return 0;
       } catch (err) {
         if (err instanceof DialplanError) {
@@ -114,14 +124,29 @@ async function main(argv: string[]): Promise<number> {
       const gateway = await startGateway(config, log);
       await new Promise<void>((resolve) => {
         const stop = (signal: NodeJS.Signals): void => {
-          log.info({ signal }, 'shutting down');
+          log.info({ signal, graceMs: config.sip.drainGraceMs }, 'shutting down');
           process.off('SIGINT', stop);
           process.off('SIGTERM', stop);
+          // A second signal is the operator insisting (a second Ctrl-C): go now.
+          const insist = (again: NodeJS.Signals): void => {
+            log.warn({ signal: again }, 'second signal: exiting without finishing the shutdown');
+            process.exit(1);
+          };
+          process.once('SIGINT', insist);
+          process.once('SIGTERM', insist);
+          // A stop timeout (systemd, Docker) ends in SIGKILL: better to exit ourselves, saying why.
+          const deadline = setTimeout(() => {
+            log.error({ afterMs: config.sip.drainGraceMs + SHUTDOWN_SLACK_MS }, 'shutdown did not finish in time; exiting');
+            process.exit(1);
+          }, config.sip.drainGraceMs + SHUTDOWN_SLACK_MS);
+          deadline.unref();
           void gateway.close().then(resolve);
         };
         process.on('SIGINT', stop);
         process.on('SIGTERM', stop);
       });
+      // Everything the gateway started is released; a library's stray timer must not hold the exit.
+      setTimeout(() => process.exit(0), 1000).unref();
       return 0;
     }
     case 'transcribe': {
@@ -138,18 +163,27 @@ async function main(argv: string[]): Promise<number> {
         if (line !== undefined) console.log(line);
       };
       const speech = new SpeechRuntime({ vad: engines.vad, recognizerFor: (model) => engines.recognizerFor(model), vadConfig: config.vad, transcripts: config.transcripts, publish: print });
+      // A bad file in a batch (missing, not a WAV, an unsupported format) is reported and skipped:
+      // the other recordings are still transcribed, and the exit code says that some failed.
+      const failed: string[] = [];
       try {
         for (const file of rest) {
-          await transcribeFile(file, {
-            speech,
-            logger: log.child({ file }),
-            party: { ...(values.language ? { language: values.language } : {}), ...(values.translate ? { translate: true } : {}) },
-          });
+          try {
+            await transcribeFile(file, {
+              speech,
+              logger: log.child({ file }),
+              party: { ...(values.language ? { language: values.language } : {}), ...(values.translate ? { translate: true } : {}) },
+            });
+          } catch (err) {
+            failed.push(file);
+            console.error(`${file}: not transcribed: ${fileFailure(err)}`);
+          }
         }
       } finally {
         await engines.close();
       }
-      return 0;
+      if (failed.length > 0) console.error(`${failed.length} of ${rest.length} files not transcribed: ${failed.join(', ')}`);
+      return failed.length > 0 ? 1 : 0;
     }
     case 'export': {
       const config = configOrReport(values.config);
@@ -165,6 +199,15 @@ async function main(argv: string[]): Promise<number> {
       console.error(`unknown command "${command}"\n\n${USAGE}`);
       return 1;
   }
+}
+
+/** Why one file of `transcribe` failed, in a line: what the file system or the WAV parser said. */
+function fileFailure(err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'a directory, not a file';
+  if (code === 'EACCES') return 'permission denied';
+  return err instanceof Error ? err.message : String(err);
 }
 
 function clock(ms: number): string {

@@ -75,7 +75,8 @@ export interface Gateway {
   readonly receiver: RtpReceiver;
   readonly subscriber: MediaSubscriber;
   readonly speech: SpeechEngines;
-  readonly sip: SipApp;
+  /** The SIP side; undefined with `sip.mode: off` (an ingest-only gateway). */
+  readonly sip: SipApp | undefined;
   readonly http: GatewayHttpServer;
   readonly store: TranscriptStore;
   readonly registry: CallRegistry;
@@ -85,7 +86,11 @@ export interface Gateway {
   readonly generatedToken: string | undefined;
   /** Every call's events (call.started, transcripts, dtmf, alerts, call.ended) in per-call seq order, each after it was stored. */
   readonly events: CallEventHub;
-  /** Stops everything in reverse order of start-up. Idempotent. */
+  /**
+   * Shuts down in the order an operator expects: new calls refused (503 + Retry-After, `/health`
+   * says draining) and live ones drained; then ingest and the feeds closed with 1001; then the
+   * HTTP server (destroying what is left); then speech, the store and media. Idempotent.
+   */
   close(): Promise<void>;
 }
 
@@ -144,7 +149,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const dialplans = await DialplanStore.open(config.sip.dialplans, { noMatchStatus: config.sip.noMatchStatus, logger: log });
     cleanups.push(() => dialplans.close());
     const registry = new CallRegistry({ maxCalls: config.sip.maxCalls, logger: log });
-    const store = TranscriptStore.open(config.store.path, { retentionDays: config.store.retentionDays });
+    // From the first signal on, /health says draining (before the SIP drain starts answering 503).
+    let shuttingDown = false;
+    const store = TranscriptStore.open(config.store.path, { retentionDays: config.store.retentionDays, owner: config.store.instance });
     cleanups.push(() => store.close());
     const purged = store.purge();
     if (purged > 0) log.info({ purged }, 'calls past the retention period removed');
@@ -165,6 +172,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
     const events = new CallEventHub({ store, observe: (e) => metrics.observe(e), logger: log });
+    closeOrphanedCalls(store, events, log);
     // Every call's transcript, whoever makes the call (SIP, ingest), publishes through the hub.
     const transcripts = new SpeechRuntime({
       vad: speech.vad,
@@ -192,16 +200,19 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       audioForks: audioForkOpener(config.feeds.fork, forkTotals),
       logger: log,
     };
-    const sip = new SipApp({
-      config: config.sip,
-      dialplans,
-      registry,
-      logger: log,
-      createSession: (inbound, rule, dialer, recording) => new CallSession({ inbound, rule, dialer, ...(recording ? { recording } : {}), services }),
-    });
-    sip.start();
+    const sip =
+      config.sip.mode === 'off'
+        ? undefined
+        : new SipApp({
+            config: config.sip,
+            dialplans,
+            registry,
+            logger: log,
+            createSession: (inbound, rule, dialer, recording) => new CallSession({ inbound, rule, dialer, ...(recording ? { recording } : {}), services }),
+          });
+    sip?.start();
     // Registered after media and speech so it runs before them: calls drain while those are up.
-    cleanups.push(() => sip.stop());
+    cleanups.push(() => (sip ? sip.stop() : registry.drain(0)));
     const http = await GatewayHttpServer.start({
       host: config.http.host,
       port: config.http.port,
@@ -209,9 +220,10 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       upgrades: { '/v1/supervisor': supervisor.handleUpgrade, ...ingest.upgrades },
       routes: historyRoutes({ store, auth, allowedOrigins: config.supervisor.allowedOrigins, live: () => supervisor.liveCallIds(), logger: log.child({ component: 'history' }) }),
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
+      metricsToken: config.http.metricsToken,
       health: () => ({
-        status: sip.connection === 'connected' ? 'ok' : 'degraded',
-        sip: { drachtio: sip.connection, mode: config.sip.mode, calls: registry.size, draining: registry.isDraining },
+        status: shuttingDown || registry.isDraining ? 'draining' : sipHealthy(sip) ? 'ok' : 'degraded',
+        sip: { drachtio: sip?.connection ?? 'off', mode: config.sip.mode, calls: registry.size, draining: shuttingDown || registry.isDraining },
         media: { rtpPorts: receiver.openPorts },
         asr: { spareCapacity: speech.recognizer.hasSpareCapacity() },
       }),
@@ -228,6 +240,22 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       'gateway ready',
     );
     let closing: Promise<void> | undefined;
+    const shutdown = async (): Promise<void> => {
+      shuttingDown = true;
+      // 1. No new calls; the live ones get the grace period (ingest is refused meanwhile too).
+      ingest.refuseNew();
+      try {
+        await (sip ? sip.stop() : registry.drain(0));
+      } catch (err) {
+        log.warn({ err }, 'SIP drain failed during shutdown');
+      }
+      // 2. Ingested calls end with their last finals; feed clients get 1001 and the events before it.
+      await ingest.close();
+      await supervisor.close();
+      // 3. What is left of HTTP, then everything else in reverse order of start-up.
+      await http.close();
+      await releaseAll();
+    };
     return {
       rtpengine,
       rtpengineDaemon: daemon,
@@ -241,10 +269,29 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       events,
       http,
       store,
-      close: () => (closing ??= releaseAll().then(() => log.info('gateway stopped'))),
+      close: () => (closing ??= shutdown().then(() => log.info('gateway stopped'))),
     };
   } catch (err) {
     await releaseAll();
     throw err;
   }
+}
+
+/** Inbound: connected to drachtio-server. Outbound: listening (drachtio-server connects per call). */
+function sipHealthy(sip: SipApp | undefined): boolean {
+  if (!sip) return true;
+  return sip.connection === 'connected' || sip.connection === 'listening';
+}
+
+/**
+ * Calls the previous run of this instance left open (SIGKILL, a crash, power loss) are ended now,
+ * with reason `lost`, through the hub: stored, and replayed to feed clients that resume from
+ * before the crash, so no consumer waits for an ending that would never come.
+ */
+function closeOrphanedCalls(store: TranscriptStore, events: CallEventHub, log: Logger): void {
+  const orphans = store.openCalls();
+  for (const call of orphans) {
+    events.publish({ kind: 'call.ended', callId: call.callId, seq: call.lastSeq + 1, reason: 'lost', durationMs: Math.max(0, call.lastEventAt - call.startedAt), parties: {} });
+  }
+  if (orphans.length > 0) log.warn({ calls: orphans.length, callIds: orphans.slice(0, 20).map((c) => c.callId) }, 'calls left open by the previous run ended as lost');
 }

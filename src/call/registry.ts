@@ -18,6 +18,7 @@ export interface CallRegistryOptions {
 export class CallRegistry {
   private readonly calls = new Map<string, CallSession>();
   private draining = false;
+  private drained: Promise<void> | undefined;
 
   constructor(private readonly options: CallRegistryOptions) {}
 
@@ -55,7 +56,12 @@ export class CallRegistry {
   }
 
   /** Refuses new calls, waits up to `graceMs` for live ones to end, then ends the rest. */
-  async drain(graceMs: number): Promise<void> {
+  drain(graceMs: number): Promise<void> {
+    // Once: the shutdown and the start-up failure path may both ask.
+    return (this.drained ??= this.drainOnce(graceMs));
+  }
+
+  private async drainOnce(graceMs: number): Promise<void> {
     this.draining = true;
     this.options.logger.info({ calls: this.calls.size, graceMs }, 'draining calls');
     const deadline = Date.now() + graceMs;

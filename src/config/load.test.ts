@@ -34,6 +34,16 @@ describe('loadConfig', () => {
     expect(config.rtpengine.port).toBe(22222);
   });
 
+  it('refuses drachtio\'s sample secret on an outbound listener beyond loopback, and takes sip.mode off', () => {
+    const outbound = { WHISPERLINE_SIP_MODE: 'outbound', WHISPERLINE_SIP_LISTEN_HOST: '0.0.0.0' };
+    const issues = issuesOf(() => loadConfig({ env: outbound }));
+    expect(issues.map((i) => `${i.path}: ${i.message}`).join('\n')).toMatch(/sip\.drachtioSecret.*well-known default secret "cymru".*sip\.listenHost \(0\.0\.0\.0\)/);
+    expect(loadConfig({ env: { ...outbound, WHISPERLINE_SIP_DRACHTIO_SECRET: 'a-secret-of-our-own' } }).sip.listenHost).toBe('0.0.0.0');
+    // Loopback (the default listenHost) is only reachable from this machine.
+    expect(loadConfig({ env: { WHISPERLINE_SIP_MODE: 'outbound' } }).sip.listenHost).toBe('127.0.0.1');
+    expect(loadConfig({ env: { WHISPERLINE_SIP_MODE: 'off' } }).sip.mode).toBe('off');
+  });
+
   it('documents every key of default.yaml with a comment line right above it', () => {
     const lines = readFileSync(DEFAULT_CONFIG_PATH, 'utf8').split('\n');
     const undocumented = lines.filter((line, i) => {

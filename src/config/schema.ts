@@ -113,24 +113,53 @@ export const TranscriptsConfigSchema = z
   })
   .strict();
 
+/** drachtio-server's sample secret: anyone who reads its documentation knows it. */
+export const DRACHTIO_DEFAULT_SECRET = 'cymru';
+
+/** Loopback addresses: what only this machine can reach. */
+export function isLoopback(address: string): boolean {
+  return address === 'localhost' || address === '::1' || /^127\./.test(address);
+}
+
 export const SipConfigSchema = z
   .object({
-    mode: z.enum(['inbound', 'outbound']),
+    /** `off`: no SIP at all (an ingest-only gateway). */
+    mode: z.enum(['inbound', 'outbound', 'off']),
     drachtioHost: host,
     drachtioPort: port,
     drachtioSecret: z.string().min(1),
+    listenHost: host,
     listenPort: port,
     dialplans: z.string().min(1),
     noMatchStatus: z.number().int().min(400).max(699),
     maxCalls: z.number().int().min(1).max(100_000),
     drainGraceMs: z.number().int().min(0).max(3_600_000),
   })
-  .strict();
+  .strict()
+  .superRefine((sip, ctx) => {
+    // In outbound mode whoever reaches the listener and knows the secret drives calls.
+    if (sip.mode === 'outbound' && !isLoopback(sip.listenHost) && sip.drachtioSecret === DRACHTIO_DEFAULT_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['drachtioSecret'],
+        message: `the well-known default secret "${DRACHTIO_DEFAULT_SECRET}" is refused when sip.listenHost (${sip.listenHost}) is not loopback: set sip.drachtioSecret to the secret of your drachtio-server's outbound connections`,
+      });
+    }
+  });
 
 export const HttpConfigSchema = z
   .object({
     host,
     port: z.number().int().min(0).max(65_535),
+    /**
+     * `GET /metrics` needs `Authorization: Bearer <this>` when set; null = open (keep http.host
+     * private then). Null rather than absent so the key has a default and an environment name.
+     */
+    metricsToken: z
+      .string()
+      .min(16, 'tokens are at least 16 characters')
+      .nullable()
+      .transform((t) => t ?? undefined),
   })
   .strict();
 
@@ -138,6 +167,8 @@ export const StoreConfigSchema = z
   .object({
     path: z.string().min(1),
     retentionDays: z.number().int().min(0).max(36_500),
+    /** This gateway's name in the store: a restart closes the calls it left open, and only those. */
+    instance: z.string().min(1),
   })
   .strict();
 
@@ -148,8 +179,8 @@ export const SupervisorTokenSchema = z
     /** Who holds the token: logged on connect, never the token itself. */
     name: z.string().min(1),
     token: z.string().min(16, 'tokens are at least 16 characters'),
-    /** Calls this token sees: those whose dialplan rule carries any of these labels; empty = every call. */
-    labels: z.array(label),
+    /** Calls this token sees: those whose dialplan rule carries any of these labels; empty or absent = every call (as documented). */
+    labels: z.array(label).default([]),
   })
   .strict();
 

@@ -2,9 +2,14 @@ import { createServer, STATUS_CODES, type IncomingMessage, type Server, type Ser
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../log.js';
+import { equalSecret } from './auth.js';
 
-/** What `/health` reports; each part of the gateway contributes its own fields. */
-export type HealthReport = Record<string, unknown> & { readonly status: 'ok' | 'degraded' };
+/**
+ * What `/health` reports; each part of the gateway contributes its own fields. `draining` (a
+ * shutdown under way: new calls are refused) answers 503 like `degraded`, so a load balancer
+ * stops sending before the gateway goes.
+ */
+export type HealthReport = Record<string, unknown> & { readonly status: 'ok' | 'degraded' | 'draining' };
 
 /** A route's handler; `params` are the path pattern's capture groups, URI-decoded. */
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL, params: readonly string[]) => void | Promise<void>;
@@ -21,6 +26,12 @@ export interface HttpRoute {
  * completes the upgrade, and answers a refusal itself (see `rejectUpgrade`).
  */
 export type UpgradeHandler = (req: IncomingMessage, socket: Duplex, head: Buffer, url: URL) => void;
+
+/** Whether the request carries `Authorization: Bearer <token>` (compared in constant time). */
+function bearerIs(req: IncomingMessage, token: string): boolean {
+  const [scheme, value] = (req.headers.authorization ?? '').split(/\s+/, 2);
+  return scheme?.toLowerCase() === 'bearer' && value !== undefined && equalSecret(value, token);
+}
 
 /** Writes a JSON response. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -54,6 +65,8 @@ export interface HttpServerOptions {
   readonly health: () => HealthReport | Promise<HealthReport>;
   /** Prometheus exposition for `GET /metrics`. */
   readonly metrics?: () => Promise<{ readonly contentType: string; readonly body: string }>;
+  /** When set, `GET /metrics` needs `Authorization: Bearer <this>` (`http.metricsToken`); unset = open. */
+  readonly metricsToken?: string | undefined;
   /** More routes (supervisor page, history API...), tried in order after the built-in ones. */
   readonly routes?: readonly HttpRoute[];
   /** WebSocket endpoints by exact path (`/v1/supervisor`, `/v1/listen`...). */
@@ -68,7 +81,14 @@ export interface HttpServerOptions {
  * API) and WebSocket endpoints (supervisor feed, ingest) through `routes` and `upgrades`.
  */
 export class GatewayHttpServer {
-  private constructor(private readonly server: Server) {}
+  private constructor(
+    private readonly server: Server,
+    /**
+     * Sockets handed to an upgrade handler: from then on they are the handler's (WebSocket), and
+     * `server.close()` neither waits for nor closes them, so close() destroys the ones still open.
+     */
+    private readonly upgraded: Set<Duplex>,
+  ) {}
 
   static async start(options: HttpServerOptions): Promise<GatewayHttpServer> {
     const server = createServer((req, res) => {
@@ -88,6 +108,10 @@ export class GatewayHttpServer {
         return;
       }
       if (req.method === 'GET' && path === '/metrics' && options.metrics) {
+        if (options.metricsToken !== undefined && !bearerIs(req, options.metricsToken)) {
+          sendJson(res, 401, { error: 'GET /metrics needs Authorization: Bearer <http.metricsToken>' }, { 'www-authenticate': 'Bearer realm="metrics"' });
+          return;
+        }
         options.metrics().then(
           ({ contentType, body }) => {
             res.writeHead(200, { 'content-type': contentType });
@@ -103,8 +127,11 @@ export class GatewayHttpServer {
       if (routeRequest(options, req, res, path ?? '/')) return;
       sendJson(res, 404, { error: `no route for ${req.method} ${path}` });
     });
+    const upgraded = new Set<Duplex>();
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy());
+      upgraded.add(socket);
+      socket.once('close', () => upgraded.delete(socket));
       let url: URL;
       try {
         url = new URL(req.url ?? '/', 'http://gateway');
@@ -131,7 +158,7 @@ export class GatewayHttpServer {
         resolve();
       });
     });
-    return new GatewayHttpServer(server);
+    return new GatewayHttpServer(server, upgraded);
   }
 
   /** The server's own port (the configured one, or the one the OS chose for port 0). */
@@ -139,9 +166,17 @@ export class GatewayHttpServer {
     return (this.server.address() as AddressInfo).port;
   }
 
+  /**
+   * Stops listening and ends every connection still open: requests in flight, keep-alive sockets
+   * and upgraded (WebSocket) sockets whose feeds did not close them. The feeds close theirs first
+   * (with 1001) in the gateway's shutdown order; this only destroys what is left.
+   */
   close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.upgraded) socket.destroy();
+    this.upgraded.clear();
+    return closed;
   }
 }
 

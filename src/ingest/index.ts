@@ -54,6 +54,7 @@ export class AudioIngest {
     twilio: { connections: 0, accepted: 0, protocolErrors: 0 },
   };
   private closing: Promise<void> | undefined;
+  private refusing = false;
 
   constructor(readonly deps: AudioIngestDeps) {
     this.options = { ...DEFAULT_OPTIONS, ...definedOnly(deps.options ?? {}) };
@@ -97,6 +98,14 @@ export class AudioIngest {
   }
 
   /**
+   * The gateway is draining: new connections are refused (503 with Retry-After, as SIP's new
+   * INVITEs are), the open ones go on until close().
+   */
+  refuseNew(): void {
+    this.refusing = true;
+  }
+
+  /**
    * Refuses new connections, ends every open one (its last finals sent, then close code 1001) and
    * resolves once every call has published `call.ended`. Call it before the speech engine closes.
    */
@@ -109,9 +118,9 @@ export class AudioIngest {
 
   private upgrade(platform: IngestPlatform, req: IncomingMessage, socket: Duplex, head: Buffer, url: URL): void {
     const { config, logger } = this.deps;
-    if (this.closing) {
+    if (this.closing || this.refusing) {
       this.refused++;
-      rejectUpgrade(socket, 503, 'the gateway is shutting down');
+      rejectUpgrade(socket, 503, 'the gateway is shutting down', { 'Retry-After': '30' });
       return;
     }
     if (!authorized(req, url, config.apiKeys)) {

@@ -1,3 +1,4 @@
+import type { Server, Socket } from 'node:net';
 import Srf from 'drachtio-srf';
 import type { CallSession } from '../call/call-session.js';
 import { CalleeRejectedError, CallEndedError } from '../call/errors.js';
@@ -13,8 +14,12 @@ import type { DialplanStore } from './dialplan-store.js';
 import { finalResponseFor, reasonPhrase, responseForError, warningHeader } from './errors.js';
 import { parseSiprecOffer, toRecordingOffer, type SiprecInput, type SiprecOffer } from './siprec.js';
 
-/** `connecting` also while drachtio-srf retries after a lost connection; `disconnected` once stopped. */
-export type SipConnectionState = 'connecting' | 'connected' | 'disconnected';
+/**
+ * `connecting` also while drachtio-srf retries after a lost connection; `listening` in outbound
+ * mode while no drachtio-server is connected (it connects when it has a call to route);
+ * `disconnected` once stopped.
+ */
+export type SipConnectionState = 'connecting' | 'listening' | 'connected' | 'disconnected';
 
 export interface SipAppDeps {
   readonly config: SipConfig;
@@ -40,6 +45,10 @@ export class SipApp {
   private readonly srf = new Srf();
   private stateValue: SipConnectionState = 'connecting';
   private readonly log: Logger;
+  /** Outbound mode: the listener drachtio-server connects to, and its connections. */
+  private listener: Server | undefined;
+  private readonly drachtioSockets = new Set<Socket>();
+  private stopping: Promise<void> | undefined;
 
   constructor(private readonly deps: SipAppDeps) {
     this.log = deps.logger.child({ component: 'sip' });
@@ -84,15 +93,41 @@ export class SipApp {
       // drachtio-srf's connect() returns the app (not a promise) and retries on its own.
       srf.connect({ host: config.drachtioHost, port: config.drachtioPort, secret: config.drachtioSecret });
     } else {
-      void srf.listen({ port: config.listenPort, secret: config.drachtioSecret });
-      this.stateValue = 'connected';
+      // drachtio-srf's listen() returns its net.Server; without `host` it binds every interface.
+      const listener = srf.listen({ host: config.listenHost, port: config.listenPort, secret: config.drachtioSecret }) as unknown as Server;
+      this.listener = listener;
+      this.stateValue = 'listening';
+      listener.on('connection', (socket: Socket) => {
+        this.drachtioSockets.add(socket);
+        this.stateValue = 'connected';
+        socket.once('close', () => {
+          this.drachtioSockets.delete(socket);
+          if (this.drachtioSockets.size === 0 && this.stateValue === 'connected') this.stateValue = 'listening';
+        });
+      });
+      listener.once('listening', () => this.log.info({ address: `${config.listenHost}:${config.listenPort}` }, 'listening for drachtio-server (outbound mode)'));
     }
   }
 
   /** Stops taking calls, drains the live ones, disconnects. */
-  async stop(): Promise<void> {
+  stop(): Promise<void> {
+    return (this.stopping ??= this.stopOnce());
+  }
+
+  private async stopOnce(): Promise<void> {
     await this.deps.registry.drain(this.deps.config.drainGraceMs);
     this.stateValue = 'disconnected';
+    const listener = this.listener;
+    if (listener) {
+      // Outbound mode: the listener and drachtio-server's connections to it would keep the
+      // process alive (server.close() waits for every connection to end).
+      this.listener = undefined;
+      const closed = new Promise<void>((resolve) => listener.close(() => resolve()));
+      for (const socket of this.drachtioSockets) socket.destroy();
+      this.drachtioSockets.clear();
+      await closed;
+      return;
+    }
     try {
       this.srf.disconnect();
     } catch {

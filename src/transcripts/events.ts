@@ -111,6 +111,8 @@ export type CallEndReason =
   | 'failed'
   | 'rejected'
   | 'disconnect'
+  /** The gateway stopped without ending it (killed, crashed, power lost): closed at its next start. */
+  | 'lost'
   /** The source ended by itself (a file read to its end). */
   | 'completed';
 

@@ -78,6 +78,35 @@ describe('TranscriptStore', () => {
     expect(store.call('new')?.endStatus).toBe(503);
   });
 
+  it('lists the calls an instance left open (a crash), its own and unowned ones only', async () => {
+    const path = join(dir, 'orphans.db');
+    // A call stored before calls had owners (schema v2) and never ended.
+    const { default: Database } = await import('better-sqlite3');
+    const db = new Database(path);
+    db.exec(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (2);
+      CREATE TABLE calls (id TEXT PRIMARY KEY, rule TEXT, labels TEXT NOT NULL DEFAULT '[]', started_at INTEGER NOT NULL, ended_at INTEGER,
+        end_reason TEXT, duration_ms INTEGER, end_status INTEGER, end_error TEXT, parties TEXT NOT NULL DEFAULT '[]', stats TEXT);
+      INSERT INTO calls (id, rule, started_at) VALUES ('unowned', 'line', ${T0 - 1000});`);
+    db.close();
+    const a = TranscriptStore.open(path, { owner: 'gw-a', now: () => T0 });
+    stores.push(a);
+    const b = TranscriptStore.open(path, { owner: 'gw-b', now: () => T0 });
+    stores.push(b);
+    const [started, final] = syntheticCall('a-live');
+    a.record(started!, T0);
+    a.record(final!, T0 + 2900);
+    for (const e of syntheticCall('a-done')) a.record(e, T0);
+    b.record(syntheticCall('b-live')[0]!, T0);
+    expect(a.openCalls()).toEqual([
+      { callId: 'unowned', lastSeq: 0, startedAt: T0 - 1000, lastEventAt: T0 - 1000 },
+      { callId: 'a-live', lastSeq: 2, startedAt: T0, lastEventAt: T0 + 2900 },
+    ]);
+    expect(b.openCalls().map((c) => c.callId)).toEqual(['unowned', 'b-live']);
+    a.record({ kind: 'call.ended', callId: 'a-live', seq: 3, reason: 'lost', durationMs: 2900, parties: {} }, T0 + 5000);
+    expect(a.openCalls().map((c) => c.callId)).toEqual(['unowned']);
+    expect(a.call('a-live')).toMatchObject({ endReason: 'lost', endedAt: T0 + 5000 });
+  });
+
   it('creates its directories and file, in WAL mode', () => {
     const path = join(dir, 'nested', 'deeper', 'a.db');
     const s = TranscriptStore.open(path);

@@ -19,7 +19,7 @@ import { WhisperlineError } from '../errors.js';
  * nothing (neither the event nor the call row).
  */
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS calls (
   end_status  INTEGER,
   end_error   TEXT,
   parties     TEXT NOT NULL DEFAULT '[]',
-  stats       TEXT
+  stats       TEXT,
+  owner       TEXT
 );
 CREATE INDEX IF NOT EXISTS calls_started_at ON calls (started_at);
 CREATE INDEX IF NOT EXISTS calls_ended_at ON calls (ended_at);
@@ -64,6 +65,8 @@ CREATE TABLE IF NOT EXISTS events (
 const MIGRATIONS: Readonly<Record<number, string>> = {
   // v2: the SIP status and the error of a call that ended during set-up.
   1: `ALTER TABLE calls ADD COLUMN end_status INTEGER; ALTER TABLE calls ADD COLUMN end_error TEXT;`,
+  // v3: the gateway instance that wrote the call, so a restart closes only its own orphans.
+  2: `ALTER TABLE calls ADD COLUMN owner TEXT;`,
 };
 
 const DAY_MS = 86_400_000;
@@ -73,6 +76,18 @@ export interface StoreOptions {
   readonly retentionDays?: number;
   /** Wall clock (ms since the epoch) for `started_at`/`ended_at`; injectable for tests. */
   readonly now?: () => number;
+  /** The gateway instance writing calls (`store.instance`); calls are stamped with it. */
+  readonly owner?: string;
+}
+
+/** A call this instance started and never ended (it crashed, or lost power): see `openCalls`. */
+export interface OrphanedCall {
+  readonly callId: string;
+  /** Its last stored event's seq: the ending it gets is the next one. */
+  readonly lastSeq: number;
+  readonly startedAt: number;
+  /** When its last event was stored (ms since the epoch). */
+  readonly lastEventAt: number;
 }
 
 /** One stored event with its store-wide cursor (for `eventsSince`). */
@@ -154,6 +169,7 @@ const likePattern = (s: string): string => `%${s.replace(/[\\%_]/g, (c) => `\\${
 export class TranscriptStore {
   private readonly retentionMs: number;
   private readonly now: () => number;
+  private readonly owner: string | null;
   private readonly stmt;
   private readonly recordTx: (event: CallEvent, at: number) => number | undefined;
 
@@ -163,11 +179,16 @@ export class TranscriptStore {
   ) {
     this.retentionMs = (options.retentionDays ?? 0) * DAY_MS;
     this.now = options.now ?? Date.now;
+    this.owner = options.owner ?? null;
     const p = <R = unknown>(sql: string) => db.prepare<[Params], R>(sql);
     this.stmt = {
       insertEvent: p(`INSERT OR IGNORE INTO events (call_id, seq, kind, party, start_ms, end_ms, text, payload, recorded_at)
         VALUES (@callId, @seq, @kind, @party, @startMs, @endMs, @text, @payload, @at)`),
-      ensureCall: p(`INSERT OR IGNORE INTO calls (id, started_at) VALUES (@callId, @at)`),
+      ensureCall: p(`INSERT OR IGNORE INTO calls (id, started_at, owner) VALUES (@callId, @at, @owner)`),
+      openCalls: p<{ id: string; started_at: number; last_seq: number | null; last_at: number | null }>(`SELECT c.id, c.started_at,
+          (SELECT max(seq) FROM events e WHERE e.call_id = c.id) AS last_seq,
+          (SELECT max(recorded_at) FROM events e WHERE e.call_id = c.id) AS last_at
+        FROM calls c WHERE c.ended_at IS NULL AND (c.owner = @owner OR c.owner IS NULL) ORDER BY c.started_at`),
       startCall: p(`INSERT INTO calls (id, rule, labels, started_at, parties) VALUES (@callId, @rule, @labels, @at, @parties)
         ON CONFLICT (id) DO UPDATE SET rule = excluded.rule, labels = excluded.labels, parties = excluded.parties,
           started_at = min(started_at, excluded.started_at)`),
@@ -230,7 +251,7 @@ export class TranscriptStore {
 
   private write(event: CallEvent, at: number): number | undefined {
     const callId = event.callId;
-    this.stmt.ensureCall.run({ callId, at });
+    this.stmt.ensureCall.run({ callId, at, owner: this.owner });
     const party = 'party' in event ? event.party : null;
     const timed = event.kind === 'final' || event.kind === 'translation' || event.kind === 'alert';
     const inserted = this.stmt.insertEvent.run({
@@ -289,6 +310,19 @@ export class TranscriptStore {
   /** Events of all calls recorded after `cursor` (0 = from the start), in recording order. */
   eventsSince(cursor: number, limit = 1000): StoredEvent[] {
     return this.stmt.eventsSince.all({ cursor, limit }).map(toStored);
+  }
+
+  /**
+   * Calls of this instance (and calls stored before instances were recorded) that have no
+   * ending: at start-up, before any call of this run exists, these are the ones a crash left.
+   */
+  openCalls(): OrphanedCall[] {
+    return this.stmt.openCalls.all({ owner: this.owner }).map((r) => ({
+      callId: r.id,
+      lastSeq: r.last_seq ?? 0,
+      startedAt: r.started_at,
+      lastEventAt: r.last_at ?? r.started_at,
+    }));
   }
 
   /** The cursor of the newest stored event (0 when there is none): where a live feed starts. */

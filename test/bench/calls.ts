@@ -270,7 +270,7 @@ export async function main(args: string[]): Promise<void> {
     gateway = await startGateway(config, createLogger(config.log, pino.destination({ dest: logFile, sync: true })));
     const gw = gateway;
     const engine = gw.speech.recognizer instanceof WhisperEngine ? gw.speech.recognizer : undefined;
-    await waitFor('the gateway to connect to drachtio', () => gw.sip.connection === 'connected', 15_000);
+    await waitFor('the gateway to connect to drachtio', () => gw.sip?.connection === 'connected', 15_000);
 
     // Events: per call, when it started (its audio clock), its caller finals, its end.
     const tracks = new Map<string, CallTrack>();

@@ -82,7 +82,7 @@ describe('startGateway', () => {
     await gateway.close();
     await gateway.close();
     expect(wire!.reconnectVars.retryTimer).toBeNull();
-    expect(gateway.sip.connection).toBe('disconnected');
+    expect(gateway.sip?.connection).toBe('disconnected');
     expect(isAlive(pid)).toBe(false);
     expect(gateway.receiver.openPorts).toBe(0);
   });

@@ -141,7 +141,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     });
     gateway = await startGateway(config, createLogger(config.log));
     gateway.events.on('event', (e) => events.push(e));
-    await waitFor('the gateway to connect to drachtio', () => gateway.sip.connection === 'connected');
+    await waitFor('the gateway to connect to drachtio', () => gateway.sip?.connection === 'connected');
     const health = await fetch(`http://127.0.0.1:${gateway.http.port}/health`);
     expect(health.status).toBe(200);
     expect(await health.json()).toMatchObject({ status: 'ok', sip: { drachtio: 'connected' } });

@@ -44,6 +44,12 @@ export function isModelPath(model: string): boolean {
   return model.includes('/') || model.endsWith('.bin');
 }
 
+/** What a model setting may be, for messages: the catalogue's names, or a path. */
+export const MODEL_CHOICES = `known: ${[...MODEL_CATALOG.keys()].join(', ')}; or give a path to a ggml file`;
+
+/** Whether a model setting is a catalogue name or a path (whether that file exists is checked when it is opened). */
+export const isKnownModel = (model: string): boolean => isModelPath(model) || MODEL_CATALOG.has(model);
+
 /**
  * Resolves the configured model to a file that exists, or fails at once with what to do about it
  * (the gateway must not start and then hang waiting for a model that is not there).
@@ -55,7 +61,7 @@ export function resolveModel(model: string, modelDir: string): string {
     return path;
   }
   if (!MODEL_CATALOG.has(model)) {
-    throw new ModelError('MODEL_UNKNOWN', `unknown model "${model}" (known: ${[...MODEL_CATALOG.keys()].join(', ')}; or give a path to a ggml file)`);
+    throw new ModelError('MODEL_UNKNOWN', `unknown model "${model}" (${MODEL_CHOICES})`);
   }
   const path = join(modelDir, modelFileName(model));
   if (!existsSync(path)) {
