@@ -44,6 +44,13 @@ describe('loadConfig', () => {
     expect(loadConfig({ env: { WHISPERLINE_SIP_MODE: 'off' } }).sip.mode).toBe('off');
   });
 
+  it('refuses to serve ingest beyond loopback without API keys, saying how to fix it', () => {
+    const open = { WHISPERLINE_HTTP_HOST: '0.0.0.0' };
+    const issues = issuesOf(() => loadConfig({ env: open }));
+    expect(issues.map((i) => `${i.path}: ${i.message}`).join('\n')).toMatch(/feeds\.ingest\.apiKeys: API keys are required when http\.host \(0\.0\.0\.0\) is not loopback.*Set feeds\.ingest\.apiKeys.*or bind http\.host to 127\.0\.0\.1/);
+    expect(loadConfig({ env: { ...open, WHISPERLINE_FEEDS_INGEST_API_KEYS: '["a-key-of-sixteen-chars"]' } }).http.host).toBe('0.0.0.0');
+  });
+
   it('documents every key of default.yaml with a comment line right above it', () => {
     const lines = readFileSync(DEFAULT_CONFIG_PATH, 'utf8').split('\n');
     const undocumented = lines.filter((line, i) => {

@@ -245,6 +245,13 @@ export const FeedsConfigSchema = z
         apiKeys: z.array(z.string().min(16, 'API keys are at least 16 characters')),
         /** Concurrent ingest connections; more are refused with 503 before the upgrade. */
         maxConnections: z.number().int().min(1).max(10_000),
+        /** Concurrent connections of one client (its API key, or its address without keys), so one cannot take every slot. */
+        maxConnectionsPerClient: z.number().int().min(1).max(10_000),
+        /**
+         * Web origins allowed to open ingest sockets. The platforms (jambonz, FreeSWITCH, Twilio)
+         * send no Origin; a browser always does, so a page elsewhere cannot stream into the gateway.
+         */
+        allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'expected an origin such as https://app.example.com')),
         /** Labels given to ingested calls, so supervisor scopes can select them. */
         labels: z.array(label),
       })
@@ -267,7 +274,17 @@ export const ConfigSchema = z
     alerts: AlertsConfigSchema,
     feeds: FeedsConfigSchema,
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    // Beyond loopback, anyone who reaches the port could stream audio in and create calls.
+    if (!isLoopback(config.http.host) && config.feeds.ingest.apiKeys.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['feeds', 'ingest', 'apiKeys'],
+        message: `API keys are required when http.host (${config.http.host}) is not loopback: anyone who can reach it could open ingest calls. Set feeds.ingest.apiKeys (16 characters or more each), or bind http.host to 127.0.0.1 behind a proxy`,
+      });
+    }
+  });
 
 export type Config = z.infer<typeof ConfigSchema>;
 export type LogConfig = z.infer<typeof LogConfigSchema>;

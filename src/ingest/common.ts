@@ -85,16 +85,25 @@ export const PCM_RATES: readonly number[] = [8000, 11025, 16000, 22050, 24000, 3
  * or `?token=`). Every key is compared, in constant time per key, so timing tells nothing.
  */
 export function authorized(req: IncomingMessage, url: URL, apiKeys: readonly string[]): boolean {
-  if (apiKeys.length === 0) return true;
+  return matchedKey(req, url, apiKeys) !== undefined;
+}
+
+/**
+ * Which configured key the request carries (its index, the client's identity for per-client
+ * limits); -1 when no keys are configured; undefined when keys are and none matches.
+ */
+export function matchedKey(req: IncomingMessage, url: URL, apiKeys: readonly string[]): number | undefined {
+  if (apiKeys.length === 0) return -1;
   const credential = credentialOf(req, url);
-  if (credential === undefined) return false;
+  if (credential === undefined) return undefined;
   const given = Buffer.from(credential);
-  let ok = false;
-  for (const key of apiKeys) {
+  let matched: number | undefined;
+  // Every key is compared (no early exit), so the time taken does not say which one matched.
+  apiKeys.forEach((key, i) => {
     const expected = Buffer.from(key);
-    if (expected.length === given.length && timingSafeEqual(expected, given)) ok = true;
-  }
-  return ok;
+    if (expected.length === given.length && timingSafeEqual(expected, given)) matched = i;
+  });
+  return matched;
 }
 
 /**

@@ -6,15 +6,16 @@
  * - `/v1/stt`: the jambonz custom speech-to-text vendor API (stt.ts);
  * - `/v1/twilio`: Twilio Media Streams (twilio.ts).
  *
- * Each is refused before the upgrade with 401 without a configured API key (when any is set) and
- * with 503 over `maxConnections` or while shutting down. Each connection is one call
+ * Each is refused before the upgrade: 403 for a browser's Origin that is not allowed, 401 without
+ * a configured API key (when any is set), 503 over `maxConnections` or a client's
+ * `maxConnectionsPerClient`, or while shutting down. Each connection is one call
  * (`ingest-<platform>-...`) from `call.started` to `call.ended`.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { rejectUpgrade, type UpgradeHandler } from '../http/server.js';
-import { authorized, DEFAULT_OPTIONS, type AudioIngestDeps, type AudioIngestOptions, type IngestPlatform } from './common.js';
+import { DEFAULT_OPTIONS, matchedKey, type AudioIngestDeps, type AudioIngestOptions, type IngestPlatform } from './common.js';
 import type { IngestConnection } from './connection.js';
 import { LISTEN_SUBPROTOCOLS, ListenConnection } from './listen.js';
 import { SttConnection } from './stt.js';
@@ -55,6 +56,8 @@ export class AudioIngest {
   };
   private closing: Promise<void> | undefined;
   private refusing = false;
+  /** Open connections per client (API key or address). */
+  private readonly perClient = new Map<string, number>();
 
   constructor(readonly deps: AudioIngestDeps) {
     this.options = { ...DEFAULT_OPTIONS, ...definedOnly(deps.options ?? {}) };
@@ -123,7 +126,17 @@ export class AudioIngest {
       rejectUpgrade(socket, 503, 'the gateway is shutting down', { 'Retry-After': '30' });
       return;
     }
-    if (!authorized(req, url, config.apiKeys)) {
+    // A browser always sends Origin; the platforms never do. Without this check any web page, opened
+    // on any machine that can reach the gateway, could stream audio in (cross-site WebSocket).
+    const origin = req.headers.origin;
+    if (origin !== undefined && !config.allowedOrigins.includes(origin)) {
+      this.refused++;
+      logger.info({ ingest: platform, origin, remote: req.socket.remoteAddress }, 'ingest connection refused: web origin not allowed');
+      rejectUpgrade(socket, 403, `origin ${origin} is not allowed (feeds.ingest.allowedOrigins)`);
+      return;
+    }
+    const key = matchedKey(req, url, config.apiKeys);
+    if (key === undefined) {
       this.refused++;
       logger.info({ ingest: platform, remote: req.socket.remoteAddress }, 'ingest connection refused: no valid API key');
       rejectUpgrade(socket, 401, 'missing or unknown API key', { 'WWW-Authenticate': 'Bearer realm="whisperline"' });
@@ -132,15 +145,24 @@ export class AudioIngest {
     if (this.live.size >= config.maxConnections) {
       this.refused++;
       logger.warn({ ingest: platform, maxConnections: config.maxConnections }, 'ingest connection refused: at the connection limit');
-      rejectUpgrade(socket, 503, 'too many ingest connections');
+      rejectUpgrade(socket, 503, 'too many ingest connections', { 'Retry-After': '5' });
       return;
     }
-    // ws completes the handshake synchronously (no verifyClient), so the limit check above holds;
+    // A client is its API key, or its address where no keys are configured.
+    const client = key >= 0 ? `key:${key}` : `address:${req.socket.remoteAddress ?? '?'}`;
+    const held = this.perClient.get(client) ?? 0;
+    if (held >= config.maxConnectionsPerClient) {
+      this.refused++;
+      logger.warn({ ingest: platform, client: key >= 0 ? `API key #${key + 1}` : req.socket.remoteAddress, maxConnectionsPerClient: config.maxConnectionsPerClient }, 'ingest connection refused: the client is at its connection limit');
+      rejectUpgrade(socket, 503, `this client already holds ${held} ingest connections (feeds.ingest.maxConnectionsPerClient)`, { 'Retry-After': '5' });
+      return;
+    }
+    // ws completes the handshake synchronously (no verifyClient), so the limit checks above hold;
     // a malformed handshake is answered by ws itself (400) and never reaches the callback.
-    this.servers[platform].handleUpgrade(req, socket, head, (ws) => this.accept(platform, ws, url));
+    this.servers[platform].handleUpgrade(req, socket, head, (ws) => this.accept(platform, ws, url, client));
   }
 
-  private accept(platform: IngestPlatform, ws: WebSocket, url: URL): void {
+  private accept(platform: IngestPlatform, ws: WebSocket, url: URL, client: string): void {
     this.accepted++;
     const stats = this.perPlatform[platform];
     stats.accepted++;
@@ -152,9 +174,13 @@ export class AudioIngest {
           ? new SttConnection(ws, this)
           : new TwilioConnection(ws, this);
     this.live.add(connection);
+    this.perClient.set(client, (this.perClient.get(client) ?? 0) + 1);
     const release = (): void => {
       this.live.delete(connection);
       stats.connections--;
+      const left = (this.perClient.get(client) ?? 1) - 1;
+      if (left > 0) this.perClient.set(client, left);
+      else this.perClient.delete(client);
     };
     connection.done.then(release, release);
   }

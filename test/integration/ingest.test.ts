@@ -78,7 +78,7 @@ beforeAll(async () => {
   speech = new SpeechRuntime({ vad, recognizerFor: () => engine, vadConfig: config.vad, transcripts: config.transcripts, publish: (e) => hub.publish(e) });
   ingest = new AudioIngest({
     speech,
-    config: { apiKeys: [KEY], maxConnections: 64, labels: ['ingest', 'test'] },
+    config: { apiKeys: [KEY], maxConnections: 64, maxConnectionsPerClient: 64, allowedOrigins: ['https://agent-desk.example.com'], labels: ['ingest', 'test'] },
     logger: log,
     options: { maxPayloadBytes: MAX_PAYLOAD },
   });
@@ -320,10 +320,46 @@ describe('audio ingest with real VAD and whisper.cpp', () => {
     await Promise.all([bearer.closed, basic.closed]);
   });
 
+  it('refuses a cross-site WebSocket (a browser Origin not allowed) with 403 before the upgrade, whatever the key', async () => {
+    const before = events.filter((e) => e.kind === 'call.started').length;
+    for (const path of ['/v1/listen', '/v1/stt', '/v1/twilio']) {
+      expect(await refusedWith(path, { origin: 'https://evil.example.net', ...AUTH })).toBe(403);
+      expect(await refusedWith(path, { origin: 'null', ...AUTH })).toBe(403);
+    }
+    // An allowed origin with the key is accepted (a web softphone configured on purpose).
+    const allowed = await connect('/v1/stt', { origin: 'https://agent-desk.example.com', ...AUTH });
+    allowed.ws.close();
+    await allowed.closed;
+    expect(events.filter((e) => e.kind === 'call.started').length).toBe(before);
+  });
+
+  it('keeps one client from holding every slot: maxConnectionsPerClient per API key', async () => {
+    const other = 'second-tenant-key-0123456789';
+    const limited = new AudioIngest({ speech, config: { apiKeys: [KEY, other], maxConnections: 10, maxConnectionsPerClient: 2, allowedOrigins: [], labels: [] }, logger: log });
+    const srv = await GatewayHttpServer.start({ host: '127.0.0.1', port: 0, health: () => ({ status: 'ok' }), logger: log, upgrades: limited.upgrades });
+    try {
+      const a = await connect('/v1/twilio', AUTH, undefined, srv.port);
+      const b = await connect('/v1/stt', AUTH, undefined, srv.port);
+      expect(await refusedWith('/v1/listen', AUTH, srv.port)).toBe(503);
+      // Another key is another client: it still gets in.
+      const c = await connect('/v1/stt', { authorization: `Bearer ${other}` }, undefined, srv.port);
+      a.ws.close();
+      await a.closed;
+      await until(() => limited.stats().connections === 2, 5000, 'the first client\'s connection released');
+      const d = await connect('/v1/twilio', AUTH, undefined, srv.port);
+      for (const x of [b, c, d]) x.ws.close();
+      await Promise.all([b.closed, c.closed, d.closed]);
+      expect(limited.stats()).toMatchObject({ accepted: 4, refused: 1 });
+    } finally {
+      await limited.close();
+      await srv.close();
+    }
+  });
+
   it('refuses connections over maxConnections with 503', async () => {
     const limited = new AudioIngest({
       speech,
-      config: { apiKeys: [], maxConnections: 2, labels: [] },
+      config: { apiKeys: [], maxConnections: 2, maxConnectionsPerClient: 2, allowedOrigins: [], labels: [] },
       logger: log,
     });
     const other = await GatewayHttpServer.start({ host: '127.0.0.1', port: 0, health: () => ({ status: 'ok' }), logger: log, upgrades: limited.upgrades });

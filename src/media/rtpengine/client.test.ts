@@ -109,6 +109,35 @@ describe('RtpengineClient', () => {
     expect(client.pendingCount).toBe(0);
   });
 
+  it('takes replies from rtpengine\'s address only: a forged reply with the pending cookie from elsewhere is ignored', async () => {
+    const pong = client.ping();
+    const [request] = await peer.received(1);
+    // Another socket on this host that learnt the cookie (it is on the wire) answers first.
+    const forger = dgram.createSocket('udp4');
+    forger.bind(0, '127.0.0.1');
+    await once(forger, 'listening');
+    forger.send(Buffer.concat([Buffer.from(`${request!.cookie} `), encodeBencode({ result: 'error', 'error-reason': 'forged' })]), request!.port, request!.address);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(client.pendingCount).toBe(1);
+    forger.close();
+    peer.reply(request!, { result: 'pong' });
+    await expect(pong).resolves.toEqual({ result: 'pong' });
+    expect(request!.address).toBe('127.0.0.1');
+  });
+
+  it('stays usable when rtpengine is not listening for a while (port unreachable)', async () => {
+    const gone = new FakeNgPeer();
+    const goneAt = await gone.start();
+    await gone.close();
+    const lonely = new RtpengineClient({ host: '127.0.0.1', port: goneAt, timeoutMs: 300, retransmits: 2 });
+    try {
+      await expect(lonely.ping()).rejects.toMatchObject({ code: expect.stringMatching(/RTPENGINE_(TIMEOUT|UNREACHABLE)/) });
+      expect(lonely.closed).toBe(false);
+    } finally {
+      await lonely.close();
+    }
+  });
+
   it('correlates replies that arrive out of order by cookie', async () => {
     const first = client.offer({ 'call-id': 'c1', 'from-tag': 'A', sdp: SDP, ICE: 'remove' });
     const second = client.offer({ 'call-id': 'c2', 'from-tag': 'A', sdp: SDP });

@@ -141,6 +141,8 @@ export class RtpengineClient {
   private readonly retransmits: number;
   private readonly logger: RtpengineLogger;
   private readonly socket: dgram.Socket;
+  /** Resolves once the socket is connected to rtpengine's address (sends wait for it). */
+  private readonly connected: Promise<void>;
   private readonly pending = new Map<string, Pending>();
   /** Random per instance: cookies must not repeat across restarts (rtpengine caches replies per cookie). */
   private readonly cookiePrefix = randomBytes(6).toString('hex');
@@ -167,6 +169,13 @@ export class RtpengineClient {
     this.socket = dgram.createSocket(isIPv6(options.host) ? 'udp6' : 'udp4');
     this.socket.on('message', (datagram) => this.onDatagram(datagram));
     this.socket.on('error', (error) => this.onSocketError(error));
+    // Connected to rtpengine's address: the kernel then delivers replies from there only, so a
+    // datagram from anywhere else that carries a pending cookie cannot answer a request. (An
+    // unconnected socket bound to 0.0.0.0 took replies from any host that could guess a cookie.)
+    this.connected = new Promise<void>((resolve) => {
+      this.socket.connect(this.port, this.host, () => resolve());
+      // A host that does not resolve fails here (an 'error' event, as before).
+    });
     this.socket.unref();
   }
 
@@ -339,7 +348,14 @@ export class RtpengineClient {
   }
 
   private transmit(pending: Pending, retransmission: boolean): void {
-    this.socket.send(pending.message, this.port, this.host, (error) => {
+    void this.connected.then(() => {
+      if (this.pending.get(pending.cookie) !== pending) return; // settled while connecting
+      this.sendConnected(pending, retransmission);
+    });
+  }
+
+  private sendConnected(pending: Pending, retransmission: boolean): void {
+    this.socket.send(pending.message, (error) => {
       if (!error) return;
       if (retransmission) {
         // The first copy went out; a failed resend only costs this attempt.
@@ -414,6 +430,13 @@ export class RtpengineClient {
   }
 
   private onSocketError(error: Error): void {
+    // On a connected socket, an ICMP port unreachable (rtpengine not running, or restarting) is
+    // reported as ECONNREFUSED: the request it belongs to times out or is retransmitted; the
+    // client stays usable for when rtpengine is back.
+    if ((error as NodeJS.ErrnoException).code === 'ECONNREFUSED') {
+      this.logger.debug({ err: error }, 'rtpengine ng port unreachable');
+      return;
+    }
     this.logger.warn({ err: error }, 'rtpengine ng socket failed');
     this.closing ??= this.shutdown(
       new WhisperlineError('RTPENGINE_CLOSED', `rtpengine ng socket failed: ${error.message}`, {
