@@ -17,6 +17,8 @@ export type ErrorCode =
   | 'MEDIA_CLOSED'
   | 'SDP_INVALID'
   | 'SIPREC_INVALID'
+  /** A request body over the size the gateway reads (refused before parsing). */
+  | 'BODY_TOO_LARGE'
   | 'CODEC_UNSUPPORTED'
   /** A bridge's callee answered the outbound INVITE with a final error status (it carries the status). */
   | 'CALLEE_REJECTED'

@@ -35,6 +35,7 @@ const REASONS: Readonly<Record<number, string>> = {
   408: 'Request Timeout',
   480: 'Temporarily Unavailable',
   486: 'Busy Here',
+  413: 'Request Entity Too Large',
   487: 'Request Terminated',
   488: 'Not Acceptable Here',
   500: 'Server Internal Error',
@@ -71,6 +72,8 @@ export function responseForError(cause: WhisperlineError): SipFinalResponse {
       return notAcceptable(399, cause.message);
     case 'CODEC_UNSUPPORTED':
       return notAcceptable(305, cause.message);
+    case 'BODY_TOO_LARGE':
+      return { status: 413, reason: reasonPhrase(413), headers: { Warning: warningHeader(399, cause.message) } };
     case 'CALLEE_UNREACHABLE':
       return { status: 480, reason: reasonPhrase(480), headers: {} };
     default:

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { HOSTILE_SIPREC_BODIES } from '../../test/support/hostile-siprec.js';
 import { WhisperlineError } from '../errors.js';
-import { parseMultipart, parseSiprecOffer, recordingBodyFromParts, type SiprecInput, type SiprecOffer } from './siprec.js';
+import { responseForError } from './errors.js';
+import { parseMultipart, parseSiprecOffer, recordingBodyFromParts, SIPREC_MAX_BODY_BYTES, type SiprecInput, type SiprecOffer } from './siprec.js';
 
 const crlf = (lines: readonly string[]): string => `${lines.join('\r\n')}\r\n`;
 
@@ -499,8 +500,20 @@ describe('hostile input', () => {
     }
   });
 
-  it('rejects a body over the size limit before parsing it', () => {
-    expectSiprecError(() => parseSiprecOffer({ contentType: 'application/sdp', body: 'v'.repeat(5 * MB) }), /too large/);
+  it('rejects a body over the size limit before parsing it, as BODY_TOO_LARGE (413 at the SIP edge) naming the sizes', () => {
+    for (const body of ['v'.repeat(SIPREC_MAX_BODY_BYTES + 1), Buffer.alloc(5 * MB, 0x76)]) {
+      let thrown: unknown;
+      try {
+        parseSiprecOffer({ contentType: 'application/sdp', body });
+      } catch (err) {
+        thrown = err;
+      }
+      expect(thrown).toMatchObject({ code: 'BODY_TOO_LARGE', message: expect.stringMatching(/SIPREC body is too large: \d+ bytes, at most 131072 are read/) });
+      const refusal = responseForError(thrown as WhisperlineError);
+      expect(refusal).toMatchObject({ status: 413, reason: 'Request Entity Too Large', headers: { Warning: expect.stringMatching(/^399 whisperline "SIPREC body is too large: \d+ bytes/) } });
+    }
+    // At the cap it is parsed (and refused for what it is, not its size).
+    expectSiprecError(() => parseSiprecOffer({ contentType: 'application/sdp', body: 'v'.repeat(SIPREC_MAX_BODY_BYTES) }), /./);
   });
 
   it('caps party labels and strips control characters', () => {

@@ -117,14 +117,23 @@ export interface ParseSiprecOptions {
   readonly previous?: SiprecOffer;
 }
 
-const MAX_BODY_CHARS = 4 * 1024 * 1024;
-const MAX_METADATA_CHARS = 1024 * 1024;
+/**
+ * The largest SIPREC body and rs-metadata read. Real recording clients send an SDP of 1-2 KB and
+ * metadata of 2-10 KB; these caps are ten times that, and keep the worst hostile body a parse of a
+ * few ms (npm run bench -- siprec), where 1 MB of metadata took 100-400 ms of the event loop
+ * that every call's media and feeds share.
+ */
+export const SIPREC_MAX_BODY_BYTES = 128 * 1024;
+export const SIPREC_MAX_METADATA_CHARS = 32 * 1024;
+const MAX_BODY_CHARS = SIPREC_MAX_BODY_BYTES;
+const MAX_METADATA_CHARS = SIPREC_MAX_METADATA_CHARS;
 const MAX_BOUNDARY_CHARS = 200;
 const MAX_PARTS = 16;
 const MAX_MULTIPART_NESTING = 3;
 const MAX_MEDIA_LINES = 64;
 const MAX_XML_DEPTH = 32;
-const MAX_XML_ELEMENTS = 10_000;
+/** Real metadata has well under 200 elements (a few participants and streams); each costs ~2 µs to build. */
+const MAX_XML_ELEMENTS = 1000;
 const MAX_PARTY_LABEL_CHARS = 64;
 
 const METADATA_TYPES = new Set(['application/rs-metadata+xml', 'application/rs-metadata']);
@@ -320,11 +329,16 @@ function bodyText(body: string | Buffer): string {
   let text: string;
   if (typeof body === 'string') text = body;
   else if (Buffer.isBuffer(body)) {
-    if (body.length > MAX_BODY_CHARS) throw new SiprecError('SIPREC body is too large');
+    if (body.length > MAX_BODY_CHARS) throw tooLarge(body.length);
     text = body.toString('utf8');
   } else throw new SiprecError('SIPREC body is not text');
-  if (text.length > MAX_BODY_CHARS) throw new SiprecError('SIPREC body is too large');
+  if (text.length > MAX_BODY_CHARS) throw tooLarge(Buffer.byteLength(text));
   return text;
+}
+
+/** Refused before any parsing: the SIP edge answers 413 with this message in a Warning. */
+function tooLarge(bytes: number): WhisperlineError {
+  return new WhisperlineError('BODY_TOO_LARGE', `SIPREC body is too large: ${bytes} bytes, at most ${MAX_BODY_CHARS} are read`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -667,7 +681,7 @@ function withDefined<T extends object>(value: T): T {
  * (early drafts), `participantstreamassoc`/`participantstreamassociation`, and `<stream label=…>`.
  */
 function parseRecordingMetadata(xml: string): RecordingMetadata {
-  if (xml.length > MAX_METADATA_CHARS) throw new XmlError('rs-metadata is too large');
+  if (xml.length > MAX_METADATA_CHARS) throw new XmlError(`rs-metadata is too large (${xml.length} characters, at most ${MAX_METADATA_CHARS} are read)`);
   const root = parseXml(xml);
   if (root.name.toLowerCase() !== 'recording') throw new XmlError(`root element is <${clip(root.qname)}>, not <recording>`);
 

@@ -1,11 +1,14 @@
 /**
- * SIPREC bodies built to be expensive to parse (1 MB of nesting, entities, boundary look-alikes...):
- * the parser must refuse or read each in a few ms. The unit test checks what each yields; the
+ * SIPREC bodies built to be expensive to parse (nesting, entities, boundary look-alikes... as large
+ * as the parser reads, and one of 1 MB): the parser must refuse or read each in a few ms. The unit test checks what each yields; the
  * `siprec` benchmark times them (no test asserts elapsed time).
  */
-import type { SiprecInput } from '../../src/sip/siprec.js';
+import { SIPREC_MAX_BODY_BYTES, SIPREC_MAX_METADATA_CHARS, type SiprecInput } from '../../src/sip/siprec.js';
 
 const MB = 1024 * 1024;
+const META = SIPREC_MAX_METADATA_CHARS;
+/** Room for the SDP part and the multipart framing inside the body cap. */
+const BODY = SIPREC_MAX_BODY_BYTES;
 const crlf = (lines: readonly string[]): string => `${lines.join('\r\n')}\r\n`;
 
 /** The RFC 7866 example's SDP: audio and video of each party, labels 96..99. */
@@ -46,16 +49,20 @@ export interface HostileBody {
 }
 
 export const HOSTILE_SIPREC_BODIES: readonly HostileBody[] = [
-  { name: "1 MB of '<'", input: () => withMetadata('<'.repeat(MB)), outcome: /malformed tag/ },
-  { name: '1 MB of nested tags', input: () => withMetadata('<a>'.repeat(MB / 3)), outcome: /nested deeper/ },
-  { name: '1 MB of sibling elements', input: () => withMetadata(`<recording>${'<a/>'.repeat(MB / 4 - 8)}</recording>`), outcome: /more than 10000 elements/ },
-  { name: 'an unterminated attribute value', input: () => withMetadata(`<recording a="${'x'.repeat(MB - 64)}`), outcome: /unterminated attribute/ },
-  { name: '1 MB of unterminated comments', input: () => withMetadata('<!--'.repeat(MB / 4)), outcome: /unterminated comment/ },
-  { name: '1 MB of entities', input: () => withMetadata(`<recording>${'&#x41;&'.repeat(Math.floor((MB - 64) / 7))}</recording>`), outcome: /associates no participant/ },
-  { name: 'a 1 MB name', input: () => withMetadata(`<recording><participant participant_id="p"><nameID><name>${'x '.repeat(MB / 2 - 64)}</name></nameID></participant></recording>`), outcome: /associates no participant/ },
-  { name: 'metadata over 1 MiB', input: () => withMetadata(' '.repeat(MB + 1)), outcome: /too large/ },
-  { name: 'a boundary look-alike on every line', input: () => ({ contentType: 'multipart/mixed;boundary=b', body: `--b\r\n\r\n${'--bx\r\n'.repeat(MB / 5)}` }), outcome: /unterminated/ },
-  { name: 'a boundary look-alike inside every line', input: () => ({ contentType: 'multipart/mixed;boundary=b', body: `--b\r\n\r\n${'x--b'.repeat(MB / 4)}` }), outcome: /unterminated/ },
-  { name: '1 MB of m= lines', input: () => ({ contentType: 'application/sdp', body: `v=0\n${'m=audio 1 RTP/AVP 0\n'.repeat(MB / 20)}` }), outcome: /more than 64 m= lines/ },
-  { name: '1 MB header line in a part', input: () => ({ contentType: 'multipart/mixed;boundary=b', body: `--b\r\nX-A: ${' '.repeat(MB)}a\r\n\r\nv=0\r\n--b--` }), outcome: /no application\/sdp part/ },
+  // Metadata as large as is read, each built to be expensive.
+  { name: "metadata of '<'", input: () => withMetadata('<'.repeat(META)), outcome: /malformed tag/ },
+  { name: 'metadata of nested tags', input: () => withMetadata('<a>'.repeat(META / 3)), outcome: /nested deeper/ },
+  { name: 'metadata of sibling elements', input: () => withMetadata(`<recording>${'<a/>'.repeat(META / 4 - 8)}</recording>`), outcome: /more than 1000 elements/ },
+  { name: 'an unterminated attribute value', input: () => withMetadata(`<recording a="${'x'.repeat(META - 64)}`), outcome: /unterminated attribute/ },
+  { name: 'metadata of unterminated comments', input: () => withMetadata('<!--'.repeat(META / 4)), outcome: /unterminated comment/ },
+  { name: 'metadata of entities', input: () => withMetadata(`<recording>${'&#x41;&'.repeat(Math.floor((META - 64) / 7))}</recording>`), outcome: /associates no participant/ },
+  { name: 'a name as long as the metadata', input: () => withMetadata(`<recording><participant participant_id="p"><nameID><name>${'x '.repeat(META / 2 - 64)}</name></nameID></participant></recording>`), outcome: /associates no participant/ },
+  { name: 'metadata over the cap', input: () => withMetadata(' '.repeat(META + 1)), outcome: /rs-metadata is too large/ },
+  // Bodies as large as is read.
+  { name: 'a boundary look-alike on every line', input: () => ({ contentType: 'multipart/mixed;boundary=b', body: `--b\r\n\r\n${'--bx\r\n'.repeat((BODY - 16) / 6)}` }), outcome: /unterminated/ },
+  { name: 'a boundary look-alike inside every line', input: () => ({ contentType: 'multipart/mixed;boundary=b', body: `--b\r\n\r\n${'x--b'.repeat((BODY - 16) / 4)}` }), outcome: /unterminated/ },
+  { name: 'a body of m= lines', input: () => ({ contentType: 'application/sdp', body: `v=0\n${'m=audio 1 RTP/AVP 0\n'.repeat((BODY - 16) / 20)}` }), outcome: /more than 64 m= lines/ },
+  { name: 'a header line as long as the body', input: () => ({ contentType: 'multipart/mixed;boundary=b', body: `--b\r\nX-A: ${' '.repeat(BODY - 64)}a\r\n\r\nv=0\r\n--b--` }), outcome: /no application\/sdp part/ },
+  // 1 MB, as an attacker sends it: refused by its size before anything is parsed.
+  { name: 'a 1 MB body', input: () => withMetadata('&#x41;&'.repeat(MB / 7)), outcome: /SIPREC body is too large: \d+ bytes, at most 131072/ },
 ];
