@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { callLogger, createLogger } from './log.js';
@@ -17,7 +18,7 @@ function capture(): { stream: Writable; lines: () => Record<string, unknown>[]; 
 describe('logging', () => {
   it('redacts transcript fields when configured, and tags call loggers with callId', () => {
     const out = capture();
-    const root = createLogger({ level: 'info', redactTranscripts: true }, out.stream);
+    const root = createLogger({ level: 'info', format: 'json', redactTranscripts: true }, out.stream);
     callLogger(root, 'call-1').info({ text: 'my card number is 4111', party: 'caller' }, 'final transcript');
     const [line] = out.lines();
     expect(line).toMatchObject({ callId: 'call-1', party: 'caller', text: '[redacted]', msg: 'final transcript' });
@@ -25,14 +26,14 @@ describe('logging', () => {
 
   it('keeps transcript fields when redaction is off', () => {
     const out = capture();
-    const root = createLogger({ level: 'info', redactTranscripts: false }, out.stream);
+    const root = createLogger({ level: 'info', format: 'json', redactTranscripts: false }, out.stream);
     root.info({ text: 'hello' }, 'final transcript');
     expect(out.lines()[0]).toMatchObject({ text: 'hello' });
   });
 
   it("writes each key once when a child is bound again with a key its parent has: the child's value wins", () => {
     const out = capture();
-    const root = createLogger({ level: 'info', redactTranscripts: true }, out.stream);
+    const root = createLogger({ level: 'info', format: 'json', redactTranscripts: true }, out.stream);
     // As the provider's asr logger is handed to the engine, which binds its own component.
     const asr = root.child({ component: 'asr' });
     asr.child({ component: 'asr' }).info('engine started');
@@ -53,5 +54,20 @@ describe('logging', () => {
       { callId: 'call-2', rule: 'line', msg: 'call answered' },
       { component: 'asr', text: '[redacted]', msg: 'redacted binding' },
     ]);
+  });
+
+  it('writes readable lines for format pretty and JSON lines for auto when stdout is not a terminal', () => {
+    const run = (format: string): string => {
+      const script = `import { createLogger } from './src/log.ts'; const log = createLogger({ level: 'info', format: '${format}', redactTranscripts: true }); log.child({ component: 'sip' }).info({ callId: 'c1' }, 'call answered');`;
+      const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: new URL('..', import.meta.url).pathname, encoding: 'utf8' });
+      expect(r.status, r.stderr).toBe(0);
+      return r.stdout;
+    };
+    const pretty = run('pretty');
+    expect(pretty).toMatch(/INFO.*call answered/);
+    expect(pretty).toMatch(/component: "sip"/);
+    expect(() => JSON.parse(pretty)).toThrow();
+    // Piped (as here, and under systemd or Docker): JSON for machines.
+    expect(JSON.parse(run('auto'))).toMatchObject({ level: 30, component: 'sip', callId: 'c1', msg: 'call answered' });
   });
 });

@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import pinoPretty from 'pino-pretty';
 import type { LogConfig } from './config/schema.js';
 
 export type { Logger } from 'pino';
@@ -32,7 +33,14 @@ function replaceParentBindings(child: Logger): void {
   (child as unknown as WithBindings)[chindingsSym] = merged.join('');
 }
 
+/**
+ * `destination` overrides where lines go (tests). Otherwise stdout: JSON lines, or pino-pretty's
+ * readable lines for `format: pretty` (and `auto` on a terminal), written synchronously in this
+ * thread so nothing is lost when the process exits right after its last line.
+ */
 export function createLogger(config: LogConfig, destination?: pino.DestinationStream): Logger {
+  const pretty = config.format === 'pretty' || (config.format === 'auto' && process.stdout.isTTY === true);
+  if (!destination && pretty) destination = pinoPretty({ colorize: process.stdout.isTTY === true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,name' });
   const options: pino.LoggerOptions = {
     name: 'whisperline',
     level: config.level,

@@ -23,6 +23,8 @@ const portRange = <T extends z.ZodRawShape>(shape: T) =>
 export const LogConfigSchema = z
   .object({
     level: z.enum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    /** `auto`: readable lines on a terminal, JSON lines otherwise (a file, journald, a log shipper). */
+    format: z.enum(['auto', 'json', 'pretty']),
     redactTranscripts: z.boolean(),
   })
   .strict();

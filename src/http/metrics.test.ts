@@ -87,7 +87,7 @@ describe('GatewayMetrics', () => {
       GatewayHttpServer.start({
         host: '127.0.0.1',
         port: 0,
-        logger: createLogger({ level: 'silent', redactTranscripts: true }),
+        logger: createLogger({ level: 'silent', format: 'json', redactTranscripts: true }),
         health: () => ({ status: 'ok' }),
         metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
         metricsToken,
