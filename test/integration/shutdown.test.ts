@@ -334,6 +334,8 @@ describe('crash recovery and the process tree', () => {
     const file = gatewayConfig('crash', ports, ngPort, httpPort, 'sip: { mode: off }\n');
     try {
       const gw = await startGatewayProcess(file, httpPort);
+      // An ingest-only gateway (sip.mode off) is healthy without any drachtio-server.
+      expect(await health(httpPort)).toMatchObject({ status: 200, body: { status: 'ok', sip: { drachtio: 'off', mode: 'off' } } });
       const feed = feedClient(httpPort);
       await feed.opened;
       const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/v1/listen`, ['audio.jambonz.org']);
