@@ -109,6 +109,11 @@ describe('playback through rtpengine', () => {
     await sleep(500);
     expect(count(between(atCaller, end + 200), 1000)).toBeGreaterThan(5);
     await talking;
+    // The callee was muted towards the caller only: its own fork (its transcription) had every
+    // packet throughout (rtpengine's block media would have stopped it for the 1.2 s of prompts).
+    await call.session.close('hangup');
+    const ended = h.events.find((e) => e.kind === 'call.ended' && e.callId === call.leg.callId);
+    expect(ended?.kind === 'call.ended' ? ended.parties.callee?.packets : undefined).toBeGreaterThanOrEqual(190);
   }, 30_000);
 
   it('interrupt() stops the audio at the endpoint at once and reports where it stopped', async () => {

@@ -19,13 +19,13 @@ class FakeRtpengine implements PlayerControl {
     if (this.failStop) throw new Error('Unknown call-id');
     return { result: 'ok', 'last-frame-pos': 220 };
   };
-  blockMedia: PlayerControl['blockMedia'] = async (request) => {
-    this.record('block media', request);
+  unsubscribe: PlayerControl['unsubscribe'] = async (request) => {
+    this.record('unsubscribe', request);
     return { result: 'ok' };
   };
-  unblockMedia: PlayerControl['unblockMedia'] = async (request) => {
-    this.record('unblock media', request);
-    return { result: 'ok' };
+  subscribeRequest: PlayerControl['subscribeRequest'] = async (request) => {
+    this.record('subscribe request', request);
+    return { result: 'ok', sdp: 'v=0\r\n' } as Awaited<ReturnType<PlayerControl['subscribeRequest']>>;
   };
 }
 
@@ -48,18 +48,28 @@ describe('RtpenginePlayer', () => {
     await expect(player.play(new Int16Array(player.maxChunkSamples + 160))).rejects.toThrow(RangeError);
   });
 
-  it('blocks the other party before the first chunk and unblocks it on stop, even when stop media fails', async () => {
+  it('mutes the other party towards the listener only (unsubscribe) before the first chunk and restores it on stop, even when stop media fails', async () => {
     const rtpengine = new FakeRtpengine();
     const player = new RtpenginePlayer({ rtpengine, callId: 'c1', listenerTag: 'A', otherTag: 'B' });
     await player.play(new Int16Array(160));
     await player.play(new Int16Array(160));
     rtpengine.failStop = true;
     await expect(player.stop()).rejects.toThrow('Unknown call-id');
-    expect(rtpengine.sent.map((s) => s.command)).toEqual(['block media', 'play media', 'play media', 'stop media', 'unblock media']);
+    expect(rtpengine.sent.map((s) => s.command)).toEqual(['unsubscribe', 'play media', 'play media', 'stop media', 'subscribe request']);
+    // Only B's flow to A: B's forks (its transcription) go on.
     expect(rtpengine.sent[0]!.request).toEqual({ 'call-id': 'c1', 'from-tag': 'B', 'to-tag': 'A' });
-    // Stopping again does not unblock twice; rtpengine's last frame position is passed on.
+    expect(rtpengine.sent[4]!.request).toEqual({ 'call-id': 'c1', 'from-tag': 'B', 'to-tag': 'A' });
+    // Stopping again does not restore twice; rtpengine's last frame position is passed on.
     rtpengine.failStop = false;
     expect(await player.stop()).toEqual({ positionMs: 220 });
     expect(rtpengine.sent.at(-1)!.command).toBe('stop media');
+  });
+
+  it('leaves the other party audible with passOther (interpretation that passes the original)', async () => {
+    const rtpengine = new FakeRtpengine();
+    const player = new RtpenginePlayer({ rtpengine, callId: 'c1', listenerTag: 'A', otherTag: 'B', passOther: true });
+    await player.play(new Int16Array(160));
+    await player.stop();
+    expect(rtpengine.sent.map((s) => s.command)).toEqual(['play media', 'stop media']);
   });
 });

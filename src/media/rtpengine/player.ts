@@ -28,7 +28,7 @@ export interface MediaPlayer {
 }
 
 /** The rtpengine commands the player uses. */
-export type PlayerControl = Pick<RtpengineClient, 'playMedia' | 'stopMedia' | 'blockMedia' | 'unblockMedia'>;
+export type PlayerControl = Pick<RtpengineClient, 'playMedia' | 'stopMedia' | 'unsubscribe' | 'subscribeRequest'>;
 
 export interface RtpenginePlayerOptions {
   readonly rtpengine: PlayerControl;
@@ -37,13 +37,20 @@ export interface RtpenginePlayerOptions {
   /** Tag of the party who hears the audio (`play media`'s from-tag). */
   readonly listenerTag: string;
   /**
-   * Tag of the party the listener otherwise hears (a bridge's other party): blocked while audio
-   * plays, as a prompt replaces the far end on a PBX, or the listener gets both streams
-   * interleaved (two SSRCs). rtpengine 10.5 ignores the `to-tag` of `block media` and blocks all
-   * of that party's media, its subscriptions included: its transcription and audio-stream channel
-   * are silent while audio plays.
+   * Tag of the party the listener otherwise hears (a bridge's other party): muted towards the
+   * listener while audio plays, as a prompt replaces the far end on a PBX; otherwise rtpengine
+   * sends the listener both streams interleaved (two SSRCs, which phones do not mix).
+   *
+   * Measured with rtpengine 10.5: `block media` and `silence media` act on everything the party
+   * sends, its subscriptions included (with or without `to-tag`, `to-label` or `all: flows`), so
+   * its transcription and audio-stream channel would go silent while audio plays. `unsubscribe`
+   * with `from-tag` = this party and `to-tag` = the listener stops only that flow, the party's
+   * forks go on; `subscribe request` with the same tags restores it (its SDP is not needed: the
+   * listener's media address is unchanged, and a `subscribe answer` for it is refused).
    */
   readonly otherTag?: string;
+  /** Leave the other party audible to the listener (both streams interleaved): `passed` interpretation. */
+  readonly passOther?: boolean;
   /** Rate of the WAV blobs sent (default 8000: rtpengine resamples 16 kHz blobs for 8 kHz legs and loses each blob's last packet doing it). */
   readonly sampleRate?: number;
   readonly logger?: Logger;
@@ -64,7 +71,8 @@ const WAV_HEADER_BYTES = 44;
 export class RtpenginePlayer implements MediaPlayer {
   readonly sampleRate: number;
   readonly maxChunkSamples: number;
-  private blocked = false;
+  /** The other party's flow to the listener is stopped (see `otherTag`). */
+  private muted = false;
 
   constructor(private readonly options: RtpenginePlayerOptions) {
     this.sampleRate = options.sampleRate ?? 8000;
@@ -76,13 +84,14 @@ export class RtpenginePlayer implements MediaPlayer {
   async play(pcm: Int16Array): Promise<{ durationMs: number }> {
     const { rtpengine, callId, listenerTag, otherTag } = this.options;
     if (pcm.length > this.maxChunkSamples) throw new RangeError(`play chunk of ${pcm.length} samples exceeds ${this.maxChunkSamples}`);
-    if (otherTag && !this.blocked) {
-      this.blocked = true;
+    if (otherTag && !this.options.passOther && !this.muted) {
+      this.muted = true;
       try {
-        await rtpengine.blockMedia({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
+        await rtpengine.unsubscribe({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
       } catch (err) {
         // Playback still goes ahead; the listener hears both streams.
-        this.options.logger?.warn({ err }, 'could not block the far end during playback');
+        this.muted = false;
+        this.options.logger?.warn({ err }, 'could not mute the far end during playback');
       }
     }
     const reply = await rtpengine.playMedia({ 'call-id': callId, 'from-tag': listenerTag, blob: encodeWav(pcm, this.sampleRate) });
@@ -100,9 +109,10 @@ export class RtpenginePlayer implements MediaPlayer {
     } catch (err) {
       failure = err;
     }
-    if (otherTag && this.blocked) {
-      this.blocked = false;
-      await rtpengine.unblockMedia({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
+    if (otherTag && this.muted) {
+      this.muted = false;
+      // The listener hears the other party again.
+      await rtpengine.subscribeRequest({ 'call-id': callId, 'from-tag': otherTag, 'to-tag': listenerTag });
     }
     if (failure) throw failure;
     return positionMs === undefined ? {} : { positionMs };

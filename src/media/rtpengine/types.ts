@@ -185,10 +185,15 @@ export interface NgSubscribeAnswerRequest {
   readonly flags?: readonly NgFlag[];
 }
 
-/** `unsubscribe`: stop the subscription identified by `to-tag`. */
+/**
+ * `unsubscribe`: stop the subscription identified by `to-tag`. With `from-tag` too, only the flow
+ * from that participant to `to-tag` stops (an offer/answer party stops hearing the other; the
+ * other's forks go on), and `subscribe request` with the same two tags restores it.
+ */
 export interface NgUnsubscribeRequest {
   readonly 'call-id': string;
   readonly 'to-tag': string;
+  readonly 'from-tag'?: string;
 }
 
 /** How `play media` / `stop media` / `block media` pick the participant(s). */
