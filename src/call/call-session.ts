@@ -10,13 +10,16 @@ import type { PartyInput, PartyOptions } from '../pipeline/call-pipeline.js';
 import type { CallTranscript } from '../pipeline/call-transcript.js';
 import type { TranscriptOpener } from '../pipeline/speech-runtime.js';
 import type { CallEndReason, CallParty } from '../transcripts/events.js';
+import type { Synthesizer } from '../tts/synthesizer.js';
 import { CallMedia } from './call-media.js';
 import { CallEndedError, isCallEnded } from './errors.js';
+import { Interpreter } from './interpreter.js';
 import { CallPlayback, LegPlayback, type PlaybackTarget } from './playback.js';
 import type { AudioForkOpener, AudioFork, AudioForkStats } from './ports.js';
 import type { RecordingOffer } from './recording.js';
-import type { CallRule } from './rule.js';
+import type { CallRule, PromptPlan } from './rule.js';
 import type { InboundLeg, OutboundDialer } from './signalling.js';
+import { CallSpeaker } from './speaker.js';
 import type { CallStrategy, ConnectedCall, Side } from './strategy.js';
 import { AnswerStrategy } from './strategies/answer.js';
 import { BridgeStrategy } from './strategies/bridge.js';
@@ -32,8 +35,16 @@ export interface CallServices {
   readonly speech: TranscriptOpener;
   /** Opens a rule's audio fork out (the feeds' WebSocket stream); absent: rules' audio forks are not opened. */
   readonly audioForks?: AudioForkOpener;
+  /**
+   * The synthesizer for a rule's `synthesizer` (a `tts.providers` name), or the configured chain;
+   * absent: nothing is spoken (prompts and interpretation report `speech.failed`).
+   */
+  readonly synthesizerFor?: (name?: string) => Synthesizer;
   readonly logger: Logger;
 }
+
+/** How long the ending prompts may take before the gateway hangs up anyway (ms). */
+const ENDING_PROMPT_LIMIT_MS = 15_000;
 
 export interface CallSessionDeps {
   readonly inbound: InboundLeg;
@@ -87,6 +98,9 @@ export class CallSession {
   private readonly inputs = new Map<string, PartyInput>();
   private readonly cleanups: { what: string; run: () => unknown }[] = [];
   private playbackValue: CallPlayback | undefined;
+  /** Speech into the call (prompts, interpretation), once the call is up. */
+  private speaker: CallSpeaker | undefined;
+  private interpreter: Interpreter | undefined;
   private fork: AudioFork | undefined;
   private answeredAtPerf = 0;
   private closing: Promise<void> | undefined;
@@ -111,6 +125,7 @@ export class CallSession {
         ...(rule.partials !== undefined ? { partials: rule.partials } : {}),
         ...(rule.translate !== undefined ? { translate: rule.translate } : {}),
         ...(rule.model !== undefined ? { model: rule.model } : {}),
+        ...(rule.translator !== undefined ? { translator: rule.translator } : {}),
       },
       logger: this.log,
     });
@@ -162,6 +177,7 @@ export class CallSession {
       );
       for (const { party, options } of parties) this.inputs.set(party.name, this.transcript.addParty(party.name, options));
       this.playbackValue = this.openPlayback(call);
+      this.openSpeech(this.playbackValue);
       this.fork = this.openAudioFork(call, parties.map((p) => p.party));
     } catch (err) {
       if (isCallEnded(err)) {
@@ -275,8 +291,53 @@ export class CallSession {
         ...(plan.label ? { label: plan.label } : {}),
         ...(plan.language ? { language: plan.language } : {}),
         ...(plan.translate !== undefined ? { translate: plan.translate } : {}),
+        ...(plan.translateTo !== undefined ? { translateTo: plan.translateTo } : {}),
+        ...this.interpretationOf(name),
       },
     };
+  }
+
+  /**
+   * Interpretation (a bridge's `interpret`): the party's finals are translated into the other
+   * party's language, and each translation is spoken into the other party's leg.
+   */
+  private interpretationOf(name: string): Partial<PartyOptions> {
+    const { rule } = this.deps;
+    if (rule.action !== 'bridge' || !rule.interpret || (name !== 'caller' && name !== 'callee')) return {};
+    const listener = name === 'caller' ? 'callee' : 'caller';
+    const language = rule.parties?.[listener]?.language;
+    if (language === undefined || language === 'auto') return {};
+    return { translate: true, translateTo: language, onTranslation: (event) => this.interpreter?.translation(event, listener) };
+  }
+
+  /** The call's speaker (when a synthesizer is configured), its interpreter, and the answered prompts. */
+  private openSpeech(playback: CallPlayback): void {
+    const { rule, services } = this.deps;
+    const wantsSpeech = (rule.action === 'answer' && rule.say !== undefined) || (rule.action === 'bridge' && rule.interpret !== undefined);
+    if (!wantsSpeech) return;
+    if (!services.synthesizerFor) {
+      this.log.warn('the rule speaks but no synthesizer is configured (tts.providers): nothing is spoken');
+      return;
+    }
+    const speaker = new CallSpeaker({
+      synthesizer: services.synthesizerFor(rule.synthesizer),
+      playback,
+      publish: (event) => this.transcript.speech(event),
+      logger: this.log,
+    });
+    this.speaker = speaker;
+    if (rule.action === 'bridge' && rule.interpret) {
+      this.interpreter = new Interpreter(speaker, { maxLagMs: rule.interpret.maxLagMs, maxQueued: 3, ...(rule.interpret.voices ? { voices: rule.interpret.voices } : {}) }, this.log);
+    }
+    if (rule.action === 'answer' && rule.say && rule.say.answered.length > 0) void this.sayAll(rule.say.answered, rule.say);
+  }
+
+  /** Prompts to the caller, one after the other (each is synthesized before it is queued). */
+  private async sayAll(texts: readonly string[], plan: PromptPlan): Promise<void> {
+    for (const text of texts) {
+      if (!this.speaker || this.closing) return;
+      await this.speaker.say('caller', { text, purpose: 'prompt', ...(plan.language !== undefined ? { language: plan.language } : {}), ...(plan.voice !== undefined ? { voice: plan.voice } : {}) });
+    }
   }
 
   /** One playback queue per leg that can hear (the other party blocked towards it meanwhile). */
@@ -287,11 +348,14 @@ export class CallSession {
       const listenerTag = tags[target];
       if (listenerTag === undefined) continue;
       const otherTag = tags[target === 'caller' ? 'callee' : 'caller'];
+      const { rule } = this.deps;
       const player = new RtpenginePlayer({
         rtpengine: this.deps.services.rtpengine,
         callId: this.callId,
         listenerTag,
         ...(otherTag !== undefined ? { otherTag } : {}),
+        // Interpretation that passes the original: the listener hears the speaker and the translation.
+        ...(rule.action === 'bridge' && rule.interpret?.original === 'pass' ? { passOther: true } : {}),
         logger: this.log,
       });
       legs[target] = new LegPlayback(target, player, { logger: this.log.child({ playback: target }) });
@@ -350,6 +414,13 @@ export class CallSession {
         return undefined;
       }
     };
+    // A gateway-initiated ending of an answered call (shutdown) says its ending prompts first.
+    const { rule } = this.deps;
+    if (connected && reason === 'shutdown' && rule.action === 'answer' && rule.say && rule.say.ending.length > 0 && this.speaker) {
+      await step('ending prompts', () => withinMs(this.sayAll(rule.say!.ending, rule.say!), ENDING_PROMPT_LIMIT_MS));
+    }
+    this.interpreter?.close();
+    this.speaker?.close();
     // Signalling first, so the far ends stop sending and stop waiting. Nothing is sent over a
     // drachtio connection that is gone.
     let sipStatus: number | undefined;
@@ -378,4 +449,10 @@ export class CallSession {
     this.log.info({ reason, durationMs, ...(sipStatus !== undefined ? { sipStatus } : {}) }, 'call ended');
     this.resolveEnded(reason);
   }
+}
+
+/** `work`, or nothing once `ms` have passed (it goes on, unawaited). */
+function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([work.then(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]).finally(() => clearTimeout(timer));
 }

@@ -38,6 +38,8 @@ export interface PlayOptions {
   readonly id?: string | number;
   /** Who asked (e.g. `audio-stream`, `prompt`): `interrupt({ owner })` stops only that owner's audio. */
   readonly owner?: string;
+  /** Called once, when the media server has started the item's first chunk (its audio is going out). */
+  readonly onStart?: () => void;
 }
 
 export interface PlayOutcome {
@@ -320,6 +322,7 @@ export class LegPlayback {
       item.queuedSamples -= taken;
       this.queuedSamples -= taken;
       if (item.current) item.playedBeforeMs += item.current.durationMs;
+      else item.options.onStart?.();
       item.current = { startedAt, durationMs };
       if (token !== this.token) {
         // Interrupted while the media server was starting it: make sure it does not play on.

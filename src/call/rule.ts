@@ -11,8 +11,33 @@ export interface PartyPlan {
   readonly transcribe: boolean;
   /** 'auto' or an ISO 639-1 code; overrides the rule's and the configuration's. */
   readonly language?: string;
-  /** Translate this party's finals (to English). */
+  /** Translate this party's finals (into `translateTo`, English by default). */
   readonly translate?: boolean;
+  /** The language this party's translations are into (ISO 639-1). */
+  readonly translateTo?: string;
+}
+
+/** What the gateway says to the caller of an `answer` rule. */
+export interface PromptPlan {
+  /** Spoken, in order, once the call is answered. */
+  readonly answered: readonly string[];
+  /** Spoken before the gateway itself ends the call (shutdown), not after the caller hung up. */
+  readonly ending: readonly string[];
+  readonly language?: string;
+  readonly voice?: string;
+}
+
+/**
+ * Live interpretation on a bridge: each party's finals, translated into the other party's
+ * language (`parties.<name>.language`), spoken into the other party's leg.
+ */
+export interface InterpretationPlan {
+  /** While a translation plays, the speaker's own audio towards the listener is muted, or passed (both heard). */
+  readonly original: 'mute' | 'pass';
+  /** The voice spoken into each leg; the listener's language's default otherwise. */
+  readonly voices?: Partial<Record<'caller' | 'callee', string>>;
+  /** A translation not spoken within this long after it was made is dropped (ms). */
+  readonly maxLagMs: number;
 }
 
 /** An audio fork out (a WebSocket stream in the jambonz `listen` format) for each of the rule's calls. */
@@ -37,11 +62,16 @@ interface CallRuleCommon {
   readonly partials?: boolean;
   readonly translate?: boolean;
   readonly fork?: AudioForkPlan;
+  /** A `tts.providers` name for this rule's speech (prompts, interpretation); default: the configured chain. */
+  readonly synthesizer?: string;
+  /** A `translation.providers` name for this rule's translations; default: the configured chain. */
+  readonly translator?: string;
 }
 
 /** The gateway is the called party: it answers and transcribes the caller. */
 export interface AnswerRule extends CallRuleCommon {
   readonly action: 'answer';
+  readonly say?: PromptPlan;
 }
 
 /** A B2BUA to `target`: both legs anchored, both parties transcribed. */
@@ -49,6 +79,7 @@ export interface BridgeRule extends CallRuleCommon {
   readonly action: 'bridge';
   /** sip: or sips: URI the outbound leg is sent to. */
   readonly target: string;
+  readonly interpret?: InterpretationPlan;
 }
 
 /** A SIPREC recording server: each recorded stream is one party. */

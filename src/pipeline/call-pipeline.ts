@@ -4,7 +4,7 @@ import type { TranscriptsConfig, VadConfig } from '../config/schema.js';
 import { WhisperlineError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { KeywordAlerts } from '../transcripts/alerts.js';
-import type { PipelineEvent, SequenceCounter, TranscriptEvent } from '../transcripts/events.js';
+import type { PipelineEvent, SequenceCounter, TranscriptEvent, TranslationEvent } from '../transcripts/events.js';
 import { HallucinationFilter } from '../transcripts/filters.js';
 import { PartyTranscriber, type PartyTranscriberStats } from '../transcripts/party-transcriber.js';
 import type { Translator } from '../translation/translator.js';
@@ -34,8 +34,12 @@ export interface CallPipelineDeps {
 /** Per-party overrides of the transcript settings (from a dialplan rule, an ingest request...). */
 export interface PartyOptions {
   readonly language?: string;
-  /** Translate this party's finals (to English). */
+  /** Translate this party's finals (into `translateTo`). */
   readonly translate?: boolean;
+  /** The language translations are into (ISO 639-1); default English (what whisper's translate task gives). */
+  readonly translateTo?: string;
+  /** Sees each of this party's translations once it is published (interpretation speaks them). */
+  readonly onTranslation?: (event: TranslationEvent) => void;
   readonly partials?: boolean;
   /** The party's label (agent, customer...), which alert rules may select. */
   readonly label?: string;
@@ -116,7 +120,7 @@ export class CallPipeline {
       seq: deps.seq,
       emit: (event) => this.emit(event, options.label),
       openUtterance: () => ref.segmenter?.openUtterance(),
-      ...(translate ? { afterFinal: (final: TranscriptEvent, u: Utterance) => this.translate(final, u, recent, counts) } : {}),
+      ...(translate ? { afterFinal: (final: TranscriptEvent, u: Utterance) => this.translate(final, u, recent, counts, options) } : {}),
       logger: deps.logger,
     });
     const segmenter = new SpeechSegmenter(
@@ -193,7 +197,7 @@ export class CallPipeline {
   }
 
   /** A final's translation, emitted right after it (the transcriber waits for this). Never rejects. */
-  private async translate(final: TranscriptEvent, u: Utterance, recent: string[], counts: { translations: number; failedTranslations: number }): Promise<void> {
+  private async translate(final: TranscriptEvent, u: Utterance, recent: string[], counts: { translations: number; failedTranslations: number }, options: PartyOptions): Promise<void> {
     const context = recent.slice();
     recent.push(final.text);
     if (recent.length > CONTEXT_FINALS) recent.shift();
@@ -201,13 +205,13 @@ export class CallPipeline {
       const result = await this.translator.translate({
         text: final.text,
         sourceLanguage: final.language,
-        targetLanguage: TRANSLATION_TARGET,
+        targetLanguage: options.translateTo ?? TRANSLATION_TARGET,
         ...(this.translator.capabilities.needsAudio ? { samples: u.samples } : {}),
         ...(this.translator.capabilities.usesContext ? { context } : {}),
       });
       if (result.text === '') return;
       counts.translations++;
-      this.deps.emit({
+      const event: TranslationEvent = {
         callId: final.callId,
         seq: this.deps.seq.next(),
         party: final.party,
@@ -219,7 +223,9 @@ export class CallPipeline {
         provider: result.provider,
         startMs: final.startMs,
         endMs: final.endMs,
-      });
+      };
+      this.deps.emit(event);
+      options.onTranslation?.(event);
     } catch (err) {
       counts.failedTranslations++;
       const code = err instanceof WhisperlineError ? err.code : undefined;

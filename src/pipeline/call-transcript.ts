@@ -9,7 +9,11 @@ import {
   type CallUpdatedEvent,
   type PartyMediaStats,
   type PipelineEvent,
+  type SpeechEvent,
 } from '../transcripts/events.js';
+
+/** `Omit` over each member of a union (the plain one would merge them). */
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 import type { CallPipeline, PartyInput, PartyOptions } from './call-pipeline.js';
 
 /** How a call ended, for its `call.ended`. */
@@ -115,6 +119,12 @@ export class CallTranscript {
   }
 
   /** Ends the call's transcript (see the contract). Idempotent; never rejects. */
+  /** What the gateway said into the call (prompts, interpretation), in the call's `seq` order. */
+  speech(event: DistributiveOmit<SpeechEvent, 'callId' | 'seq'>): void {
+    if (!this.started || this.ended) return;
+    this.publish({ ...event, callId: this.callId, seq: this.seq.next() } as SpeechEvent);
+  }
+
   end(ending: TranscriptEnding): Promise<void> {
     return (this.ending ??= (async () => {
       if (this.startedAtPerf === undefined) this.publishStarted(undefined);

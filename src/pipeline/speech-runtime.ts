@@ -15,6 +15,8 @@ export interface TranscriptOverrides {
   readonly translate?: boolean;
   /** Whisper model (catalogue name or path) for this call; default: the configured one. */
   readonly model?: string;
+  /** Translation provider (a `translation.providers` name) for this call; default: the configured chain. */
+  readonly translator?: string;
 }
 
 export interface OpenCallSpec {
@@ -44,6 +46,11 @@ export interface SpeechRuntimeDeps {
   readonly alerts?: KeywordAlerts;
   /** Translations of finals; default: whisper's translate task on the call's recognizer. */
   readonly translator?: Translator;
+  /**
+   * The translator for a call's `translator` override, or the default one (undefined: whisper's
+   * translate task on the call's recognizer). Takes precedence over `translator`.
+   */
+  readonly translatorFor?: (name?: string) => Translator | undefined;
   /** Where every call's events go, in each call's `seq` order (the event hub: store, then feeds). */
   readonly publish: (event: CallEvent) => void;
 }
@@ -89,9 +96,14 @@ export class SpeechRuntime implements TranscriptOpener {
           seq,
           emit,
           ...(deps.alerts ? { alerts: deps.alerts } : {}),
-          ...(deps.translator ? { translator: deps.translator } : {}),
+          ...translatorOf(deps, o.translator),
         }),
     });
     return transcript;
   }
+}
+
+function translatorOf(deps: SpeechRuntimeDeps, name: string | undefined): { translator?: Translator } {
+  const translator = deps.translatorFor ? deps.translatorFor(name) : deps.translator;
+  return translator ? { translator } : {};
 }

@@ -117,6 +117,41 @@ rules:
     expect(byPath['rules.3.fork.mix']).toMatch(/mono|mixed|stereo/);
   });
 
+  it('reads prompts and interpretation: say as a string, a list or with its voice; interpret with its defaults', () => {
+    const rules = parseDialplanFile(
+      parse(`rules:
+  - { name: a, action: answer, say: "Welcome." }
+  - { name: b, action: answer, say: { answered: [One., Two.], ending: Goodbye., language: de, voice: de+f3 }, synthesizer: kokoro }
+  - name: c
+    action: bridge
+    target: sip:agent@127.0.0.1
+    translator: ollama
+    parties: { caller: { language: de }, callee: { language: en } }
+    interpret: { voices: { caller: de } }
+`),
+      'speech.yaml',
+    ).map((r) => r.rule);
+    expect(rules[0]).toMatchObject({ action: 'answer', say: { answered: ['Welcome.'], ending: [] } });
+    expect(rules[1]).toMatchObject({ say: { answered: ['One.', 'Two.'], ending: ['Goodbye.'], language: 'de', voice: 'de+f3' }, synthesizer: 'kokoro' });
+    expect(rules[2]).toMatchObject({ action: 'bridge', translator: 'ollama', interpret: { original: 'mute', maxLagMs: 8000, voices: { caller: 'de' } } });
+  });
+
+  it('refuses interpretation without both languages, and speech options on the wrong action', () => {
+    const found = issues(`rules:
+  - { name: x, action: bridge, target: "sip:a@127.0.0.1", parties: { caller: { language: auto } }, interpret: {} }
+  - { name: y, action: siprec, say: Hello }
+  - { name: z, action: answer, interpret: { original: duck } }
+`);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { path: 'rules.0.parties.caller.language', message: expect.stringMatching(/interpret needs the caller's language/) },
+        { path: 'rules.0.parties.callee.language', message: expect.stringMatching(/interpret needs the callee's language/) },
+        { path: 'rules.1.say', message: expect.stringMatching(/say is for answer rules/) },
+        { path: 'rules.2.interpret.original', message: expect.stringMatching(/mute|pass/) },
+      ]),
+    );
+  });
+
   it('rejects duplicate rule names', () => {
     expect(issues('rules: [{ name: x, action: answer }, { name: x, action: siprec }]')).toEqual([{ path: 'rules', message: 'duplicate rule name "x"' }]);
   });

@@ -1,6 +1,6 @@
 import { BlockList, isIP } from 'node:net';
 import { z } from 'zod';
-import type { AudioForkPlan, CallRule, PartyPlan } from '../call/rule.js';
+import type { AudioForkPlan, CallRule, InterpretationPlan, PartyPlan, PromptPlan } from '../call/rule.js';
 import { WhisperlineError } from '../errors.js';
 
 /**
@@ -43,8 +43,13 @@ const PartySchema = z
     transcribe: z.boolean().default(true),
     language: z.string().regex(/^(auto|[a-z]{2,3})$/, 'expected "auto" or an ISO 639-1 code').optional(),
     translate: z.boolean().optional(),
+    /** The language this party's translations are into. */
+    translateTo: z.string().regex(/^[a-z]{2,3}$/, 'expected an ISO 639-1 code').optional(),
   })
   .strict();
+
+/** One prompt or several, spoken in order. */
+const Prompts = z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).transform((v) => (typeof v === 'string' ? [v] : v));
 
 const SipStatus = z.number().int().min(400).max(699);
 
@@ -86,9 +91,46 @@ const RuleFileSchema = z
       .optional(),
     /** Free labels (queue, tenant...) that supervisor scopes select calls by. */
     labels: z.array(z.string().min(1)).default([]),
+    /** `tts.providers` / `translation.providers` names for this rule (checked against the configuration at load). */
+    synthesizer: z.string().min(1).optional(),
+    translator: z.string().min(1).optional(),
+    /** `answer`: what the caller is told once answered, and before the gateway hangs up. */
+    say: z
+      .union([
+        Prompts,
+        z
+          .object({
+            answered: Prompts.optional(),
+            ending: Prompts.optional(),
+            language: z.string().regex(/^[a-z]{2,3}$/, 'expected an ISO 639-1 code').optional(),
+            voice: z.string().min(1).optional(),
+          })
+          .strict(),
+      ])
+      .optional(),
+    /** `bridge`: live interpretation between the parties' languages. */
+    interpret: z
+      .object({
+        original: z.enum(['mute', 'pass']).default('mute'),
+        voices: z.object({ caller: z.string().min(1).optional(), callee: z.string().min(1).optional() }).strict().optional(),
+        maxLagMs: z.number().int().min(1000).max(60_000).default(8000),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((r, ctx) => {
+    if (r.say !== undefined && r.action !== 'answer') ctx.addIssue({ code: 'custom', path: ['say'], message: `say is for answer rules (this one is ${r.action}); bridges speak through interpret` });
+    if (r.interpret !== undefined) {
+      if (r.action !== 'bridge') ctx.addIssue({ code: 'custom', path: ['interpret'], message: `interpret is for bridge rules (this one is ${r.action})` });
+      for (const party of ['caller', 'callee'] as const) {
+        const language = r.parties?.[party]?.language;
+        if (language === undefined || language === 'auto') {
+          ctx.addIssue({ code: 'custom', path: ['parties', party, 'language'], message: `interpret needs the ${party}'s language (an ISO 639-1 code): what the other party's speech is translated into` });
+        }
+        if (r.parties?.[party]?.transcribe === false) ctx.addIssue({ code: 'custom', path: ['parties', party, 'transcribe'], message: 'interpret translates what each party says: both must be transcribed' });
+      }
+    }
     if (r.action === 'bridge' && !r.target) ctx.addIssue({ code: 'custom', path: ['target'], message: 'a bridge rule needs a target URI' });
     if (r.action !== 'bridge' && r.target) ctx.addIssue({ code: 'custom', path: ['target'], message: `target is only for bridge rules (this one is ${r.action})` });
     if (r.action === 'reject' && r.status === undefined) ctx.addIssue({ code: 'custom', path: ['status'], message: 'a reject rule needs a SIP status (400-699)' });
@@ -134,8 +176,28 @@ function toDialplanRule(r: RuleFile): DialplanRule {
     ...(r.partials !== undefined ? { partials: r.partials } : {}),
     ...(r.translate !== undefined ? { translate: r.translate } : {}),
     ...(fork !== undefined ? { fork } : {}),
+    ...(r.synthesizer !== undefined ? { synthesizer: r.synthesizer } : {}),
+    ...(r.translator !== undefined ? { translator: r.translator } : {}),
   };
-  const rule: CallRule = r.action === 'bridge' ? { ...common, action: 'bridge', target: checked(r.target, 'target') } : { ...common, action: r.action };
+  const say: PromptPlan | undefined =
+    r.say === undefined
+      ? undefined
+      : Array.isArray(r.say)
+        ? { answered: r.say, ending: [] }
+        : {
+            answered: r.say.answered ?? [],
+            ending: r.say.ending ?? [],
+            ...(r.say.language !== undefined ? { language: r.say.language } : {}),
+            ...(r.say.voice !== undefined ? { voice: r.say.voice } : {}),
+          };
+  const interpret: InterpretationPlan | undefined =
+    r.interpret === undefined ? undefined : { original: r.interpret.original, maxLagMs: r.interpret.maxLagMs, ...(r.interpret.voices ? { voices: r.interpret.voices } : {}) };
+  const rule: CallRule =
+    r.action === 'bridge'
+      ? { ...common, action: 'bridge', target: checked(r.target, 'target'), ...(interpret ? { interpret } : {}) }
+      : r.action === 'answer'
+        ? { ...common, action: 'answer', ...(say ? { say } : {}) }
+        : { ...common, action: r.action };
   return { match: r.match, rule };
 }
 

@@ -212,5 +212,61 @@ export interface CallDtmfEvent {
   readonly endLost: boolean;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Speech: what the gateway said into the call
+
+/** Why the gateway spoke: a rule's prompt, or an interpretation of the other party's final. */
+export type SpeechPurpose = 'prompt' | 'interpretation';
+
+/** Synthesized speech began to play into a leg (its first audio reached the media server). */
+export interface SpeechStartedEvent {
+  readonly kind: 'speech.started';
+  readonly callId: string;
+  readonly seq: number;
+  /** Names this speech's `speech.done` / `speech.failed`. */
+  readonly speechId: string;
+  /** The leg that hears it. */
+  readonly leg: 'caller' | 'callee';
+  readonly purpose: SpeechPurpose;
+  readonly text: string;
+  readonly language?: string;
+  readonly voice?: string;
+  /** The synthesizer that spoke (after any fallback). */
+  readonly provider: string;
+  /** From asking for the speech to its first audio being played (ms). */
+  readonly ttfaMs: number;
+  /** Interpretation: the `seq` of the translation spoken (and through it, its final). */
+  readonly translationSeq?: number;
+}
+
+/** A speech ended: played to its end, or interrupted (barge-in, hang-up), or dropped before it played. */
+export interface SpeechDoneEvent {
+  readonly kind: 'speech.done';
+  readonly callId: string;
+  readonly seq: number;
+  readonly speechId: string;
+  readonly leg: 'caller' | 'callee';
+  readonly status: 'played' | 'interrupted' | 'cleared';
+  /** Audio that reached the leg (ms). */
+  readonly playedMs: number;
+  /** The whole speech's length (ms), when it was synthesized to its end. */
+  readonly durationMs?: number;
+}
+
+/** Nothing could be spoken: every synthesizer failed (or timed out); the call goes on. */
+export interface SpeechFailedEvent {
+  readonly kind: 'speech.failed';
+  readonly callId: string;
+  readonly seq: number;
+  readonly speechId: string;
+  readonly leg: 'caller' | 'callee';
+  readonly purpose: SpeechPurpose;
+  readonly text: string;
+  readonly error: CallFailure;
+  readonly translationSeq?: number;
+}
+
+export type SpeechEvent = SpeechStartedEvent | SpeechDoneEvent | SpeechFailedEvent;
+
 /** Everything a call publishes, in `seq` order: the feeds' single event path. */
-export type CallEvent = CallStartedEvent | CallUpdatedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent;
+export type CallEvent = CallStartedEvent | CallUpdatedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent | SpeechEvent;

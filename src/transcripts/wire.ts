@@ -10,7 +10,10 @@ export type WireEventType =
   | 'transcript.ended'
   | 'translation'
   | 'dtmf'
-  | 'alert';
+  | 'alert'
+  | 'speech.started'
+  | 'speech.done'
+  | 'speech.failed';
 
 /**
  * One call event as supervisors see it: a flat JSON object with `type`, `callId`, `seq` (per
@@ -39,6 +42,9 @@ const TYPE_OF: Readonly<Record<CallEvent['kind'], WireEventType>> = {
   translation: 'translation',
   dtmf: 'dtmf',
   alert: 'alert',
+  'speech.started': 'speech.started',
+  'speech.done': 'speech.done',
+  'speech.failed': 'speech.failed',
 };
 
 export function wireType(kind: CallEvent['kind']): WireEventType {

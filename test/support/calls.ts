@@ -4,6 +4,8 @@
  * model, and a speech runtime whose events are captured per call. The SIP legs are the fakes of
  * fake-sip.ts; everything below them is real.
  */
+import type { Synthesizer } from '../../src/tts/synthesizer.js';
+import type { Translator } from '../../src/translation/translator.js';
 import { pino } from 'pino';
 import { CallSession, type CallServices } from '../../src/call/call-session.js';
 import type { AudioForkOpener } from '../../src/call/ports.js';
@@ -36,12 +38,12 @@ export interface CallHarness {
   /** Every event published, of every call. */
   readonly events: CallEvent[];
   /** The services a session gets (audio streams out with `audioForks`). */
-  services(options?: { audioForks?: AudioForkOpener; logger?: Logger }): CallServices;
+  services(options?: { audioForks?: AudioForkOpener; logger?: Logger; synthesizerFor?: (name?: string) => Synthesizer }): CallServices;
   close(): Promise<void>;
 }
 
 /** Starts everything; `partials` off by default (the tiny model's partials add nothing to what these suites check). */
-export async function startCallHarness(options: { partials?: boolean } = {}): Promise<CallHarness> {
+export async function startCallHarness(options: { partials?: boolean; translator?: Translator } = {}): Promise<CallHarness> {
   const log = pino({ level: 'silent' });
   const config = randomModelConfig();
   config.transcripts.partials = options.partials ?? false;
@@ -54,7 +56,14 @@ export async function startCallHarness(options: { partials?: boolean } = {}): Pr
   vad.start();
   const engine = await startTinyEngine(config, log);
   const events: CallEvent[] = [];
-  const speech = new SpeechRuntime({ vad, recognizerFor: () => engine, vadConfig: config.vad, transcripts: config.transcripts, publish: (e) => events.push(e) });
+  const speech = new SpeechRuntime({
+    vad,
+    recognizerFor: () => engine,
+    vadConfig: config.vad,
+    transcripts: config.transcripts,
+    publish: (e) => events.push(e),
+    ...(options.translator ? { translator: options.translator } : {}),
+  });
   return {
     config,
     rtpe,
@@ -72,6 +81,7 @@ export async function startCallHarness(options: { partials?: boolean } = {}): Pr
       transcodeTo: 'PCMU',
       speech,
       ...(o.audioForks ? { audioForks: o.audioForks } : {}),
+      ...(o.synthesizerFor ? { synthesizerFor: o.synthesizerFor } : {}),
       logger: o.logger ?? log,
     }),
     close: async () => {
