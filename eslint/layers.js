@@ -25,7 +25,7 @@ export const LAYERS = {
   pipeline: ['transcripts', 'translation', 'tts', 'asr', 'vad', 'audio', 'config'],
   call: ['pipeline', 'transcripts', 'translation', 'tts', 'asr', 'vad', 'media', 'audio', 'config'],
   http: ['transcripts', 'config'],
-  feeds: ['http', 'call', 'transcripts', 'audio', 'config'],
+  feeds: ['http', 'call', 'transcripts', 'tts', 'audio', 'config'],
   ingest: ['http', 'pipeline', 'transcripts', 'asr', 'audio', 'config'],
   sip: ['call', 'transcripts', 'config'],
 };

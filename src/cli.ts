@@ -6,7 +6,7 @@ import { ConfigError, loadConfig, redactSecrets } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';
 import { createLogger } from './log.js';
-import { startGateway, startSpeech } from './main.js';
+import { checkRuleProviders, startGateway, startSpeech } from './main.js';
 import { transcribeFile } from './pipeline/transcribe-file.js';
 import { DialplanError } from './sip/dialplan.js';
 import { loadDialplans } from './sip/dialplan-store.js';
@@ -102,6 +102,13 @@ async function main(argv: string[]): Promise<number> {
         const badModels = dialplan.rules.flatMap(({ rule }) => (rule.action !== 'reject' && rule.model !== undefined && !isKnownModel(rule.model) ? [`  rule "${rule.name}": unknown model "${rule.model}"`] : []));
         if (badModels.length > 0) {
           console.error(`invalid dialplans (${config.sip.dialplans}):\n${badModels.join('\n')}\n  (${MODEL_CHOICES})`);
+          return 2;
+        }
+        const named = (providers: readonly { name: string }[]) => ({ names: providers.map((p) => p.name), has: (n: string) => providers.some((p) => p.name === n) });
+        try {
+          checkRuleProviders(dialplan.rules, named(config.tts.providers), named(config.translation.providers));
+        } catch (err) {
+          console.error((err as Error).message);
           return 2;
         }
         console.log(`configuration OK (${file ?? process.env.WHISPERLINE_CONFIG ?? 'embedded defaults'})`);

@@ -11,6 +11,7 @@ import { TokenAuth } from './http/auth.js';
 import { historyRoutes } from './http/history.js';
 import { GatewayMetrics } from './http/metrics.js';
 import { GatewayHttpServer } from './http/server.js';
+import { ttsRoutes } from './feeds/tts-vendor.js';
 import { AudioIngest } from './ingest/index.js';
 import type { Logger } from './log.js';
 import { startRtpengine, type RtpengineDaemon } from './media/rtpengine/daemon.js';
@@ -24,6 +25,8 @@ import { KeywordAlerts } from './transcripts/alerts.js';
 import { CallEventHub } from './transcripts/event-hub.js';
 import type { CallEvent } from './transcripts/events.js';
 import { TranscriptStore } from './transcripts/store.js';
+import { createTranslators } from './translation/index.js';
+import { createSynthesizers } from './tts/index.js';
 import { BatchedVad } from './vad/batched-vad.js';
 
 /** The shared speech engines: one batched VAD and the Whisper engines serve every call. */
@@ -148,6 +151,9 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     cleanups.push(() => speech.close());
     const dialplans = await DialplanStore.open(config.sip.dialplans, { noMatchStatus: config.sip.noMatchStatus, logger: log });
     cleanups.push(() => dialplans.close());
+    const synthesizers = createSynthesizers(config.tts, log.child({ component: 'tts' }));
+    const translators = await createTranslators(config.translation, log.child({ component: 'translation' }));
+    checkRuleProviders(dialplans.current().rules.map((r) => ({ rule: r.rule, origin: r.origin })), synthesizers, translators);
     const registry = new CallRegistry({ maxCalls: config.sip.maxCalls, logger: log });
     // From the first signal on, /health says draining (before the SIP drain starts answering 503).
     let shuttingDown = false;
@@ -181,6 +187,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       transcripts: config.transcripts,
       alerts: new KeywordAlerts(config.alerts.rules),
       publish: (e: CallEvent) => events.publish(e),
+      translatorFor: (name) => translators.for(name !== undefined && translators.has(name) ? name : undefined),
     });
     // Without configured tokens the gateway makes one for every call and logs it with the page's address.
     const generated = config.supervisor.tokens.length === 0 ? TokenAuth.generated() : undefined;
@@ -198,6 +205,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       speech: transcripts,
       // A rule's audio fork out: the feeds' jambonz listen client, playing back through the call's playback.
       audioForks: audioForkOpener(config.feeds.fork, forkTotals),
+      // A rule naming a provider a reloaded dialplan brought in, that the configuration lacks: the configured chain.
+      synthesizerFor: (name) => synthesizers.for(name !== undefined && synthesizers.has(name) ? name : undefined),
       logger: log,
     };
     const sip =
@@ -218,7 +227,11 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       port: config.http.port,
       logger: log,
       upgrades: { '/v1/supervisor': supervisor.handleUpgrade, ...ingest.upgrades },
-      routes: historyRoutes({ store, auth, allowedOrigins: config.supervisor.allowedOrigins, live: () => supervisor.liveCallIds(), logger: log.child({ component: 'history' }) }),
+      routes: [
+        ...historyRoutes({ store, auth, allowedOrigins: config.supervisor.allowedOrigins, live: () => supervisor.liveCallIds(), logger: log.child({ component: 'history' }) }),
+        // The gateway's voices as a jambonz custom TTS vendor (off without tts.serve.apiKeys).
+        ...ttsRoutes({ synthesizer: () => synthesizers.for(), apiKeys: config.tts.serve.apiKeys, sampleRate: config.tts.serve.sampleRate, logger: log.child({ component: 'tts-serve' }) }),
+      ],
       metrics: async () => ({ contentType: metrics.contentType, body: await metrics.text() }),
       metricsToken: config.http.metricsToken,
       health: () => ({
@@ -294,4 +307,18 @@ function closeOrphanedCalls(store: TranscriptStore, events: CallEventHub, log: L
     events.publish({ kind: 'call.ended', callId: call.callId, seq: call.lastSeq + 1, reason: 'lost', durationMs: Math.max(0, call.lastEventAt - call.startedAt), parties: {} });
   }
   if (orphans.length > 0) log.warn({ calls: orphans.length, callIds: orphans.slice(0, 20).map((c) => c.callId) }, 'calls left open by the previous run ended as lost');
+}
+
+/** Every rule's `synthesizer` and `translator` names a configured provider (checked at start and by check-config). */
+export function checkRuleProviders(
+  rules: readonly { readonly rule: { readonly name: string; readonly synthesizer?: string; readonly translator?: string }; readonly origin: string }[],
+  synthesizers: { has(name: string): boolean; readonly names: readonly string[] },
+  translators: { has(name: string): boolean; readonly names: readonly string[] },
+): void {
+  const problems: string[] = [];
+  for (const { rule, origin } of rules) {
+    if (rule.synthesizer !== undefined && !synthesizers.has(rule.synthesizer)) problems.push(`${origin} (${rule.name}): synthesizer "${rule.synthesizer}" is not in tts.providers (${synthesizers.names.join(', ')})`);
+    if (rule.translator !== undefined && !translators.has(rule.translator)) problems.push(`${origin} (${rule.name}): translator "${rule.translator}" is not in translation.providers (${translators.names.join(', ')})`);
+  }
+  if (problems.length > 0) throw new WhisperlineError('CONFIG_INVALID', `dialplan rules name unknown providers:\n  ${problems.join('\n  ')}`);
 }

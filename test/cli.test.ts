@@ -45,6 +45,23 @@ describe('whisperline CLI', () => {
     expect(r.stderr).toContain('rules.0.target: a bridge rule needs a target URI');
   });
 
+  it('check-config refuses a rule naming a synthesizer or translator the configuration lacks, and a bad provider setting by its path', () => {
+    const plans = join(dir, 'dialplans-speech');
+    mkdirSync(plans);
+    writeFileSync(join(plans, 'greet.yaml'), 'rules:\n  - name: greet\n    action: answer\n    say: Welcome.\n    synthesizer: kokoro\n    translator: deepl\n');
+    const r = whisperline(['check-config'], { WHISPERLINE_SIP_DIALPLANS: plans });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/\(greet\): synthesizer "kokoro" is not in tts.providers \(espeak\)/);
+    expect(r.stderr).toMatch(/\(greet\): translator "deepl" is not in translation.providers \(whisper\)/);
+    const bad = whisperline(['check-config'], { WHISPERLINE_TTS_PROVIDERS: '[{name: kokoro, type: openai, baseUrl: "http://127.0.0.1:8880"}]' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/tts\.providers\.0\.model/);
+    expect(bad.stderr).toMatch(/tts\.providers\.0\.voice/);
+    const secret = whisperline(['check-config'], { WHISPERLINE_TRANSLATION_PROVIDERS: '[{name: deepl, type: deepl, authKey: "deepl-auth-key-0123456789:fx"}]' });
+    expect(secret.code).toBe(0);
+    expect(secret.stdout).not.toContain('deepl-auth-key-0123456789');
+  });
+
   it('check-config shows that secrets are set without printing them', () => {
     const secret = 'drachtio-secret-0123456789';
     const tokenA = 'supervisor-token-a-0123456789';

@@ -224,6 +224,17 @@ export function redactSecrets(config: Config): unknown {
     asr: { ...config.asr, modelBaseUrl: urlShown(config.asr.modelBaseUrl), remote: { ...config.asr.remote, servers: config.asr.remote.servers.map(urlShown) } },
     supervisor: { ...config.supervisor, tokens: config.supervisor.tokens.map((t) => ({ ...t, token: secretShown(t.token) })) },
     feeds: { ...config.feeds, ingest: { ...config.feeds.ingest, apiKeys: config.feeds.ingest.apiKeys.map(secretShown) } },
+    tts: {
+      ...config.tts,
+      providers: config.tts.providers.map((p) => ('apiKey' in p && p.apiKey !== undefined ? { ...p, apiKey: secretShown(p.apiKey) } : p)),
+      serve: { ...config.tts.serve, apiKeys: config.tts.serve.apiKeys.map(secretShown) },
+    },
+    translation: {
+      ...config.translation,
+      providers: config.translation.providers.map((p) =>
+        p.type === 'deepl' ? { ...p, authKey: secretShown(p.authKey) } : 'apiKey' in p && p.apiKey !== undefined ? { ...p, apiKey: secretShown(p.apiKey) } : p,
+      ),
+    },
   };
 }
 

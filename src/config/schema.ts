@@ -261,6 +261,140 @@ export const FeedsConfigSchema = z
   })
   .strict();
 
+const providerName = z.string().regex(/^[a-z0-9.-]+$/, 'provider names are lower-case letters, digits, dots and dashes');
+const httpUrl = z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http:// or https:// URL');
+const languageList = z.array(z.string().regex(/^[a-z]{2,3}(-[A-Za-z0-9]+)?$/, 'expected ISO 639-1 codes (or tags such as en-GB)'));
+
+/** One speech synthesizer; `tts.providers` lists them in fallback order. */
+export const TtsProviderSchema = z.discriminatedUnion('type', [
+  z
+    .object({
+      name: providerName,
+      type: z.literal('espeak-ng'),
+      /** The voice when a request names neither voice nor language. */
+      voice: z.string().min(1).optional(),
+      wordsPerMinute: z.number().int().min(80).max(450).optional(),
+      binary: z.string().min(1).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      name: providerName,
+      /** OpenAI-compatible POST /v1/audio/speech: OpenAI, Kokoro-FastAPI, speaches, openedai-speech. */
+      type: z.literal('openai'),
+      baseUrl: httpUrl,
+      apiKey: z.string().min(1).optional(),
+      model: z.string().min(1),
+      voice: z.string().min(1),
+      voiceByLanguage: z.record(z.string(), z.string().min(1)).optional(),
+      responseFormat: z.enum(['pcm', 'wav']).optional(),
+      sampleRate: z.number().int().min(8000).max(48_000).optional(),
+      speed: z.number().min(0.25).max(4).optional(),
+      languages: languageList.optional(),
+    })
+    .strict(),
+  z
+    .object({
+      name: providerName,
+      /** A jambonz custom TTS server (POST {language, voice, type, text}). */
+      type: z.literal('jambonz'),
+      url: httpUrl,
+      apiKey: z.string().min(1).optional(),
+      voice: z.string().min(1).optional(),
+      voiceByLanguage: z.record(z.string(), z.string().min(1)).optional(),
+      language: z.string().min(2).optional(),
+      languages: languageList.optional(),
+      ssml: z.boolean().optional(),
+      l16ByteOrder: z.enum(['little', 'big']).optional(),
+    })
+    .strict(),
+]);
+
+export const TtsConfigSchema = z
+  .object({
+    providers: z.array(TtsProviderSchema).min(1, 'at least one synthesizer (espeak-ng needs no set-up)'),
+    /** Each provider's time to first audio before the next one is tried (ms). */
+    timeoutMs: z.number().int().min(100).max(120_000),
+    cache: z
+      .object({
+        memoryBytes: z.number().int().min(0),
+        /** null: memory only. */
+        directory: z.string().min(1).nullable(),
+        diskBytes: z.number().int().min(0),
+      })
+      .strict(),
+    /** The synthesizers offered to jambonz as a custom TTS provider (POST /v1/tts). */
+    serve: z
+      .object({
+        /** Bearer keys jambonz sends (its "API key" for the custom vendor); empty = the endpoint is off. */
+        apiKeys: z.array(z.string().min(16, 'API keys are at least 16 characters')),
+        /** The rate of the l16 replies (what jambonz plays). */
+        sampleRate: z.union([z.literal(8000), z.literal(16000), z.literal(24000)]),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((tts, ctx) => uniqueNames(tts.providers, ['providers'], ctx));
+
+/** One translator; `translation.providers` lists them in fallback order. */
+export const TranslationProviderSchema = z.discriminatedUnion('type', [
+  z.object({ name: providerName, /** whisper's translate task (into English only, from the audio). */ type: z.literal('whisper') }).strict(),
+  z
+    .object({
+      name: providerName,
+      /** OpenAI-compatible chat completions: Ollama, vLLM, llama.cpp server, OpenAI. */
+      type: z.literal('chat'),
+      baseUrl: httpUrl,
+      model: z.string().min(1),
+      apiKey: z.string().min(1).optional(),
+      languages: languageList.optional(),
+      contextTurns: z.number().int().min(0).max(20).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      name: providerName,
+      type: z.literal('libretranslate'),
+      baseUrl: httpUrl,
+      apiKey: z.string().min(1).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      name: providerName,
+      type: z.literal('deepl'),
+      authKey: z.string().min(1),
+      /** Default: the free or pro API, chosen by the key (`:fx` = free). */
+      baseUrl: httpUrl.optional(),
+      formality: z.enum(['default', 'more', 'less', 'prefer_more', 'prefer_less']).optional(),
+      languages: languageList.optional(),
+    })
+    .strict(),
+]);
+
+export const TranslationConfigSchema = z
+  .object({
+    providers: z.array(TranslationProviderSchema).min(1, 'at least one translator (whisper needs no set-up)'),
+    /** One request's limit (ms) before the next provider is tried. */
+    timeoutMs: z.number().int().min(100).max(120_000),
+    /** Translations kept (provider, languages, text); 0 = no cache. */
+    cacheEntries: z.number().int().min(0).max(1_000_000),
+    /** Requests per second to the text providers; 0 = unlimited. */
+    requestsPerSecond: z.number().min(0).max(10_000),
+    /** Requests waiting for the rate limit; beyond it a final goes untranslated (counted). */
+    maxQueue: z.number().int().min(0).max(10_000),
+  })
+  .strict()
+  .superRefine((t, ctx) => uniqueNames(t.providers, ['providers'], ctx));
+
+function uniqueNames(providers: readonly { name: string }[], path: (string | number)[], ctx: z.RefinementCtx): void {
+  const seen = new Set<string>();
+  providers.forEach((p, i) => {
+    if (seen.has(p.name)) ctx.addIssue({ code: 'custom', path: [...path, i, 'name'], message: `duplicate provider name "${p.name}"` });
+    seen.add(p.name);
+  });
+}
+
 export const ConfigSchema = z
   .object({
     log: LogConfigSchema,
@@ -275,6 +409,8 @@ export const ConfigSchema = z
     supervisor: SupervisorConfigSchema,
     alerts: AlertsConfigSchema,
     feeds: FeedsConfigSchema,
+    tts: TtsConfigSchema,
+    translation: TranslationConfigSchema,
   })
   .strict()
   .superRefine((config, ctx) => {
@@ -302,3 +438,7 @@ export type SupervisorToken = z.infer<typeof SupervisorTokenSchema>;
 export type AlertRule = z.infer<typeof AlertRuleSchema>;
 export type AlertsConfig = z.infer<typeof AlertsConfigSchema>;
 export type FeedsConfig = z.infer<typeof FeedsConfigSchema>;
+export type TtsConfig = z.infer<typeof TtsConfigSchema>;
+export type TtsProviderConfig = z.infer<typeof TtsProviderSchema>;
+export type TranslationConfig = z.infer<typeof TranslationConfigSchema>;
+export type TranslationProviderConfig = z.infer<typeof TranslationProviderSchema>;
