@@ -5,13 +5,13 @@ import type { CallRecord, TranscriptStore } from './store.js';
 export type ExportFormat = 'json' | 'vtt' | 'srt' | 'txt';
 export const EXPORT_FORMATS: readonly ExportFormat[] = ['json', 'vtt', 'srt', 'txt'];
 
-/** One line of a transcript: a final, or the English translation of one (`translation: true`). */
+/** One line of a transcript: a final, or a translation of one (`translation`: its language). */
 interface Cue {
   readonly startMs: number;
   readonly endMs: number;
   readonly label: string;
   readonly text: string;
-  readonly translation: boolean;
+  readonly translation: string | undefined;
 }
 
 const pad = (n: number, width = 2): string => String(n).padStart(width, '0');
@@ -44,12 +44,12 @@ function cues(call: CallRecord, events: readonly CallEvent[]): Cue[] {
     const text = oneLine(e.text);
     if (text === '') continue;
     // A translation sorts right after its final: same start, later seq.
-    out.push({ startMs: e.startMs, endMs: e.endMs, label: e.speaker ?? labels.get(e.party) ?? e.party, text, translation: e.kind === 'translation', seq: e.seq });
+    out.push({ startMs: e.startMs, endMs: e.endMs, label: e.speaker ?? labels.get(e.party) ?? e.party, text, translation: e.kind === 'translation' ? e.language : undefined, seq: e.seq });
   }
   return out.sort((a, b) => a.startMs - b.startMs || a.seq - b.seq);
 }
 
-const marked = (c: Cue): string => (c.translation ? `[en] ${c.text}` : c.text);
+const marked = (c: Cue): string => (c.translation !== undefined ? `[${c.translation}] ${c.text}` : c.text);
 
 function vtt(list: readonly Cue[]): string {
   const blocks = list.map((c) => `${timestamp(c.startMs, '.')} --> ${timestamp(c.endMs, '.')}\n<v ${vttEscape(c.label)}>${vttEscape(marked(c))}\n`);
@@ -66,8 +66,8 @@ function txt(list: readonly Cue[]): string {
 
 /**
  * A stored call as a document: `json` (the call and every stored event), WebVTT and SRT
- * subtitles, or plain text. Subtitle formats carry finals and their English translations
- * (marked `[en]`) ordered by start time, each with its party's label (or name).
+ * subtitles, or plain text. Subtitle formats carry finals and their translations ([de], [en]…)
+ * ordered by start time, each with its party's label (or name).
  * Throws `WhisperlineError` `NOT_FOUND` for a call the store does not hold.
  */
 export function exportCall(store: TranscriptStore, callId: string, format: ExportFormat): string {

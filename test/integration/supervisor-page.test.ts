@@ -263,6 +263,31 @@ describe('supervisor page in a browser', () => {
     await page.close();
   }, 90_000);
 
+  it('shows a translation under its line in its language, marks what was spoken into the call, and lists prompts', async () => {
+    const page = await requireBrowser().newPage({ viewport: { width: 1280, height: 860 } });
+    const errors = watchErrors(page);
+    await page.goto(`http://127.0.0.1:${server.port}/supervisor/#token=${TOKEN}`);
+    await page.waitForSelector('#connection[data-state="connected"]');
+    const callId = 'call-page-speech';
+    const base = { callId, party: 'caller', startMs: 1000, endMs: 2500 };
+    hub.publish({ kind: 'call.started', callId, seq: 1, rule: 'interpreted', labels: ['queue-a'], parties: [{ name: 'caller', label: 'customer' }, { name: 'callee', label: 'agent' }] });
+    hub.publish({ kind: 'speech.started', callId, seq: 2, speechId: 'prompt-1', leg: 'caller', purpose: 'prompt', text: 'Welcome to the support line.', provider: 'espeak', ttfaMs: 40 });
+    hub.publish({ kind: 'final', seq: 3, text: 'Ich habe eine Frage zu meiner Rechnung.', language: 'de', confidence: 0.9, ...base });
+    hub.publish({ kind: 'translation', seq: 4, finalSeq: 3, text: 'I have a question about my bill.', sourceLanguage: 'de', language: 'en', provider: 'chat', ...base });
+    hub.publish({ kind: 'speech.started', callId, seq: 5, speechId: 'interpretation-1', leg: 'callee', purpose: 'interpretation', text: 'I have a question about my bill.', language: 'en', provider: 'espeak', ttfaMs: 35, translationSeq: 4 });
+    hub.publish({ kind: 'speech.failed', callId, seq: 6, speechId: 'prompt-2', leg: 'caller', purpose: 'prompt', text: 'Goodbye.', error: { code: 'TTS_FAILED', message: 'every synthesizer failed' } });
+    const speechCard = `article.call[data-call-id="${callId}"]`;
+    await page.waitForSelector(`${speechCard} p.translation .spoken`, { timeout: 10_000 });
+    expect(await page.getAttribute(`${speechCard} p.translation`, 'lang')).toBe('en');
+    expect(await page.textContent(`${speechCard} p.translation .tag`)).toBe('EN');
+    expect(await page.textContent(`${speechCard} p.translation .spoken`)).toContain('to callee');
+    expect(await page.textContent(`${speechCard} li.speech-prompt`)).toContain('Welcome to the support line.');
+    expect(await page.textContent(`${speechCard} li.speech-failed`)).toContain('every synthesizer failed');
+    hub.publish({ kind: 'call.ended', callId, seq: 7, reason: 'bye-caller', durationMs: 3000, parties: {} });
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 60_000);
+
   it('asks for a token when it has none or the gateway refuses it', async () => {
     const page = await requireBrowser().newPage();
     const errors = watchErrors(page);

@@ -193,6 +193,10 @@ class Transcript {
     this.finals = new Map();
     /** final seq → translations and alerts that came before their final */
     this.pending = new Map();
+    /** translation seq → its line (spoken marks go on it) */
+    this.translations = new Map();
+    /** translation seq → a speech.started that came before its translation was shown */
+    this.spokenPending = new Map();
   }
 
   /** Inserts a line in (sortMs, seq) order; new lines usually belong at the end. */
@@ -299,6 +303,40 @@ class Transcript {
     this.options.onChange?.();
   }
 
+  /**
+   * Speech the gateway put into the call: an interpretation marks the translation it spoke (to
+   * which leg); a prompt is a line of its own.
+   */
+  speech(ev, sortMs) {
+    if (ev.type === 'speech.started' && ev.purpose === 'interpretation' && typeof ev.translationSeq === 'number') {
+      if (this.translations.has(ev.translationSeq)) this.markSpoken(ev);
+      else this.spokenPending.set(ev.translationSeq, ev);
+      this.options.onChange?.();
+      return;
+    }
+    const line = (cls, tag, text) =>
+      h(
+        'li',
+        { class: `line line-speech ${cls}`, dataset: { kind: 'speech', startMs: sortMs, seq: ev.seq, speechId: str(ev.speechId) } },
+        h('div', { class: 'line-main' }, h('span', { class: 'when', text: clock(sortMs) }), h('span', { class: 'text' }, h('span', { class: 'tag', text: tag }), ' ', h('span', { text }))),
+      );
+    if (ev.type === 'speech.started' && ev.purpose === 'prompt') {
+      this.insert(line('speech-prompt', `🔊 to ${str(ev.leg)}`, str(ev.text).trim()), sortMs, ev.seq);
+      this.options.onChange?.();
+      return;
+    }
+    if (ev.type === 'speech.failed') {
+      this.insert(line('speech-failed', 'not spoken', `${str(ev.text).trim()} (${str(ev.error?.message)})`), sortMs, ev.seq);
+      this.options.onChange?.();
+    }
+  }
+
+  markSpoken(ev) {
+    const p = this.translations.get(ev.translationSeq);
+    if (!p || p.querySelector('.spoken')) return;
+    p.append(h('span', { class: 'spoken', title: `spoken into the call by ${str(ev.provider)}`, text: ` 🔊 to ${str(ev.leg)}` }));
+  }
+
   /** A translation or alert: under its final, or kept until the final comes. */
   annotate(ev) {
     if (ev.type === 'alert') this.options.onAlert?.(ev);
@@ -314,9 +352,21 @@ class Transcript {
 
   attach(li, ev) {
     if (ev.type === 'translation') {
-      li.append(
-        h('p', { class: 'translation', lang: 'en', dataset: { seq: ev.seq } }, h('span', { class: 'tag', text: 'EN' }), ' ', h('span', { text: str(ev.text).trim() })),
+      const language = /^[a-z]{2,3}$/.test(str(ev.language)) ? str(ev.language) : 'en';
+      const p = h(
+        'p',
+        { class: 'translation', lang: language, dataset: { seq: ev.seq }, title: ev.provider ? `translated by ${str(ev.provider)}` : undefined },
+        h('span', { class: 'tag', text: language.toUpperCase() }),
+        ' ',
+        h('span', { text: str(ev.text).trim() }),
       );
+      li.append(p);
+      this.translations.set(ev.seq, p);
+      const spoken = this.spokenPending.get(ev.seq);
+      if (spoken) {
+        this.spokenPending.delete(ev.seq);
+        this.markSpoken(spoken);
+      }
       return;
     }
     const severity = SEVERITY_RANK[ev.severity] ? ev.severity : 'info';
@@ -564,6 +614,12 @@ class LiveCall {
       case 'alert':
         this.withParty(ev, () => this.transcript.annotate(ev));
         break;
+      case 'speech.started':
+      case 'speech.failed': {
+        const at = num(ev.at);
+        this.transcript.speech(ev, at !== undefined && this.startedAt !== undefined ? Math.max(0, at - this.startedAt) : 0);
+        break;
+      }
       case 'dtmf': {
         const at = num(ev.at);
         const sortMs = at !== undefined && this.startedAt !== undefined ? Math.max(0, at - this.startedAt) : 0;
@@ -961,6 +1017,10 @@ function renderDetail(detail, c, events) {
       case 'translation':
       case 'alert':
         transcript.annotate(ev);
+        break;
+      case 'speech.started':
+      case 'speech.failed':
+        transcript.speech(ev, started !== undefined && num(ev.at) !== undefined ? Math.max(0, ev.at - started) : 0);
         break;
       case 'dtmf':
         transcript.dtmf(ev, started !== undefined && num(ev.at) !== undefined ? Math.max(0, ev.at - started) : 0);
