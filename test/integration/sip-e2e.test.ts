@@ -11,6 +11,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 import { encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import type { CallEvent } from '../../src/transcripts/events.js';
@@ -107,6 +108,10 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     action: bridge
     target: "sip:agent@127.0.0.1:${uasPort}"
     parties: { caller: { label: customer }, callee: { label: agent } }
+  - name: greeting
+    match: { requestUser: "^greeting$" }
+    action: answer
+    say: "Welcome to the support line."
   - name: recorder
     match: { kind: siprec }
     action: siprec
@@ -137,6 +142,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
         WHISPERLINE_HTTP_PORT: '0',
         WHISPERLINE_STORE_PATH: join(dir, `transcripts-${Math.random().toString(36).slice(2)}.db`),
         WHISPERLINE_SIP_DRAIN_GRACE_MS: '1000',
+        WHISPERLINE_TTS_CACHE_DIRECTORY: 'null',
       },
     });
     gateway = await startGateway(config, createLogger(config.log));
@@ -325,6 +331,28 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
   it("(l) a delayed offer to a bridge rule: the agent is offered rtpengine's SDP, the caller's 200 OK offers what the agent took; both transcribed", async () => {
     await expectBridgedAndTranscribed('uac-late-offer.xml');
   }, 60_000);
+
+  it('(o) an answer rule greets the sipp caller: speech.started and speech.done in the store and on a supervisor socket', async () => {
+    const before = events.length;
+    const feed = new WebSocket(`ws://127.0.0.1:${gateway.http.port}/v1/supervisor?token=${gateway.generatedToken!}`);
+    const onFeed: Record<string, unknown>[] = [];
+    feed.on('message', (d) => onFeed.push(JSON.parse(d.toString()) as Record<string, unknown>));
+    await new Promise<void>((resolve, reject) => (feed.once('open', () => resolve()), feed.once('error', reject)));
+    try {
+      const r = await callGateway('greeting', scenario('uac-stream.xml', { audio_file: audioFile, talk_ms: String(talkMs + 2500) }));
+      expect(r.code, r.out).toBe(0);
+      const call = await endedCall(before);
+      const callId = call[0]!.callId;
+      const stored = gateway.store.eventsAfter(callId, 0).map((e) => e.event);
+      expect(stored.find((e) => e.kind === 'speech.started')).toMatchObject({ leg: 'caller', purpose: 'prompt', text: 'Welcome to the support line.', provider: 'espeak' });
+      expect(stored.find((e) => e.kind === 'speech.done')).toMatchObject({ leg: 'caller', status: 'played' });
+      await waitFor('the speech events on the feed', () => onFeed.some((m) => m.callId === callId && m.type === 'speech.done'));
+      expect(onFeed.filter((m) => m.callId === callId && String(m.type).startsWith('speech.')).map((m) => m.type)).toEqual(['speech.started', 'speech.done']);
+      expect(await rtpe.numSessions()).toBe(0);
+    } finally {
+      feed.close();
+    }
+  }, 90_000);
 
   it('(n) an SDES-SRTP offer (RTP/SAVP with a=crypto) is answered RTP/SAVP with a key of its own through drachtio', async () => {
     const before = events.length;

@@ -13,6 +13,7 @@ import { WhisperlineError } from '../../src/errors.js';
 import type { RtpPacket } from '../../src/media/rtp/packet.js';
 import type { CallEvent } from '../../src/transcripts/events.js';
 import { ChatTranslator } from '../../src/translation/chat/chat.js';
+import { FallbackSynthesizer } from '../../src/tts/decorators/fallback.js';
 import { EspeakSynthesizer } from '../../src/tts/espeak/espeak.js';
 import type { SynthesizedAudio, Synthesizer } from '../../src/tts/synthesizer.js';
 import { newTestCall, startCallHarness, type CallHarness } from '../support/calls.js';
@@ -206,6 +207,37 @@ describe('speaking into calls through rtpengine', () => {
     await call.session.close('bye-caller');
     expect(call.events().filter((e) => e.kind === 'final').length).toBeGreaterThanOrEqual(1);
     expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+  }, 60_000);
+
+  it('the first synthesizer times out: the next one speaks, and speech.started names it', async () => {
+    let asked = 0;
+    const hanging: Synthesizer = {
+      name: 'kokoro',
+      capabilities: { streaming: true, ssml: false },
+      supports: async () => true,
+      synthesize: (request) => ({
+        [Symbol.asyncIterator]: () => ({
+          next: () =>
+            new Promise((_, reject) => {
+              asked++;
+              // A voice server that never answers: only the deadline (and its abort) ends this.
+              request.signal?.addEventListener('abort', () => reject(new WhisperlineError('TTS_ABORTED', 'aborted')));
+            }),
+        }),
+      }),
+    };
+    const chain = new FallbackSynthesizer([hanging, espeak], { name: 'tts', firstAudioMs: 500 });
+    const rule: CallRule = { name: 'greet-fallback', action: 'answer', labels: [], say: { answered: [GREETING], ending: [] } };
+    const call = await newTestCall(h, rule, { services: services(chain) });
+    cleanups.push(() => call.caller.close());
+    const heard = listen(call.caller);
+    await call.session.start();
+    await waitFor('speech.done', () => call.events().some((e) => e.kind === 'speech.done'), 20_000);
+    expect(asked).toBe(1);
+    expect(call.events().find((e) => e.kind === 'speech.started')).toMatchObject({ provider: 'espeak-ng', text: GREETING });
+    expect(call.events().some((e) => e.kind === 'speech.failed')).toBe(false);
+    expect(voiced(heard.pcm).ms).toBeGreaterThan(1000);
+    await call.session.close('bye-caller');
   }, 60_000);
 
   it('a call that ends mid-prompt stops the playback: speech.done interrupted, nothing left in rtpengine', async () => {
