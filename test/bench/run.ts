@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   calls: () => import('./calls.js'),
   feed: () => import('./feed.js'),
   siprec: () => import('./siprec.js'),
+  voice: () => import('./voice.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);
