@@ -175,6 +175,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       feed: () => feeds.supervisor?.stats() ?? { clients: 0, refused: 0, partialsDropped: 0, slowDisconnects: 0, heartbeatTimeouts: 0 },
       ingest: () => feeds.ingest?.stats() ?? { connections: 0, refused: 0, protocolErrors: 0 },
       forks: () => forkTotals,
+      tts: () => synthesizers.metrics.stats(),
     });
     // Stored before anyone sees it: whatever a client saw can be replayed after a restart.
     const events = new CallEventHub({ store, observe: (e) => metrics.observe(e), logger: log });

@@ -41,6 +41,22 @@ describe('GatewayMetrics', () => {
     expect(value(text, 'whisperline_fork_overruns_total')).toBe(1);
   });
 
+  it('reads speech synthesis per provider: requests, failures, first audio, who spoke, prompt cache', async () => {
+    const text = await new GatewayMetrics({
+      ...sources,
+      tts: () => ({
+        providers: { kokoro: { requests: 3, failures: 2, firstAudioMs: { count: 1, sum: 180 } }, espeak: { requests: 2, failures: 0, firstAudioMs: { count: 2, sum: 30 } } },
+        spokenBy: { kokoro: 1, espeak: 2 },
+        cache: { hits: 4, misses: 3 },
+      }),
+    }).text();
+    expect(text).toContain('whisperline_tts_requests_total{provider="kokoro"} 3');
+    expect(text).toContain('whisperline_tts_failures_total{provider="kokoro"} 2');
+    expect(text).toContain('whisperline_tts_first_audio_ms_sum{provider="espeak"} 30');
+    expect(text).toContain('whisperline_tts_spoken_total{provider="espeak"} 2');
+    expect(text).toContain('whisperline_tts_cache_hits_total 4');
+  });
+
   it('counts finals, their latency from the end of speech, RTP loss and endings from the events', async () => {
     const m = new GatewayMetrics(sources);
     const t0 = 1_000_000;

@@ -13,6 +13,12 @@ export interface MetricSources {
   readonly ingest?: () => { readonly connections: number; readonly refused: number; readonly protocolErrors: number };
   /** Audio forks out, summed over live and ended calls. */
   readonly forks?: () => { readonly open: number; readonly framesDropped: number; readonly overruns: number; readonly reconnects: number };
+  /** Speech synthesis, per provider (the tts decorators' numbers; the shape is declared here, http/ does not import tts/). */
+  readonly tts?: () => {
+    readonly providers: Readonly<Record<string, { readonly requests: number; readonly failures: number; readonly firstAudioMs: { readonly count: number; readonly sum: number } }>>;
+    readonly spokenBy: Readonly<Record<string, number>>;
+    readonly cache: { readonly hits: number; readonly misses: number };
+  };
 }
 
 /**
@@ -73,6 +79,29 @@ export class GatewayMetrics {
       gauge('whisperline_ingest_connections', 'Audio ingest connections open (/v1/listen, /v1/stt, /v1/twilio)', () => ingest().connections);
       gauge('whisperline_ingest_refused_total', 'Audio ingest connections refused (key, limit)', () => ingest().refused);
       gauge('whisperline_ingest_protocol_errors_total', 'Audio ingest connections closed for malformed input', () => ingest().protocolErrors);
+    }
+    if (sources.tts) {
+      const tts = sources.tts;
+      const perProvider = (name: string, help: string, read: (s: ReturnType<typeof tts>) => Readonly<Record<string, number>>): void => {
+        new Gauge({
+          name,
+          help,
+          labelNames: ['provider'],
+          registers,
+          collect() {
+            for (const [provider, v] of Object.entries(read(tts()))) this.set({ provider }, v);
+          },
+        });
+      };
+      const each = (s: ReturnType<typeof tts>, f: (p: ReturnType<typeof tts>['providers'][string]) => number): Record<string, number> =>
+        Object.fromEntries(Object.entries(s.providers).map(([n, p]) => [n, f(p)]));
+      perProvider('whisperline_tts_requests_total', 'Speech synthesis requests, by provider', (s) => each(s, (p) => p.requests));
+      perProvider('whisperline_tts_failures_total', 'Speech synthesis failures (a fallback then tries the next provider), by provider', (s) => each(s, (p) => p.failures));
+      perProvider('whisperline_tts_first_audio_ms_sum', 'Time to first audio, summed over requests (ms), by provider', (s) => each(s, (p) => p.firstAudioMs.sum));
+      perProvider('whisperline_tts_first_audio_count', 'Requests timed to their first audio, by provider', (s) => each(s, (p) => p.firstAudioMs.count));
+      perProvider('whisperline_tts_spoken_total', 'Speeches spoken, by the provider that spoke them', (s) => s.spokenBy);
+      gauge('whisperline_tts_cache_hits_total', 'Prompts replayed from the prompt cache', () => tts().cache.hits);
+      gauge('whisperline_tts_cache_misses_total', 'Prompts synthesized (not in the prompt cache)', () => tts().cache.misses);
     }
     if (sources.forks) {
       const forks = sources.forks;
