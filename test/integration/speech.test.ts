@@ -240,6 +240,24 @@ describe('speaking into calls through rtpengine', () => {
     await call.session.close('bye-caller');
   }, 60_000);
 
+  it('a gateway that ends the call itself (shutdown) says the rule\'s ending prompt first, then hangs up', async () => {
+    const rule: CallRule = { name: 'greet-ending', action: 'answer', labels: [], say: { answered: [], ending: ['We are closing now. Goodbye.'], language: 'en' } };
+    const call = await newTestCall(h, rule, { services: services() });
+    cleanups.push(() => call.caller.close());
+    const heard = listen(call.caller);
+    await call.session.start();
+    await sleep(300);
+    expect(call.events().some((e) => e.kind === 'speech.started')).toBe(false);
+    await call.session.close('shutdown');
+    const kinds = call.events().map((e) => e.kind);
+    expect(call.events().find((e) => e.kind === 'speech.started')).toMatchObject({ text: 'We are closing now. Goodbye.', purpose: 'prompt' });
+    expect(call.events().find((e) => e.kind === 'speech.done')).toMatchObject({ status: 'played' });
+    expect(kinds.indexOf('speech.done')).toBeLessThan(kinds.indexOf('call.ended'));
+    expect(call.leg.byes).toBe(1);
+    expect(voiced(heard.pcm).ms).toBeGreaterThan(800);
+    expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'shutdown' });
+  }, 60_000);
+
   it('a call that ends mid-prompt stops the playback: speech.done interrupted, nothing left in rtpengine', async () => {
     const long = Array.from({ length: 6 }, () => GREETING).join(' ');
     const rule: CallRule = { name: 'greet-long', action: 'answer', labels: [], say: { answered: [long], ending: [] } };
