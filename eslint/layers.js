@@ -28,6 +28,7 @@ export const LAYERS = {
   feeds: ['http', 'call', 'transcripts', 'tts', 'audio', 'config'],
   ingest: ['http', 'pipeline', 'transcripts', 'asr', 'audio', 'config'],
   sip: ['call', 'transcripts', 'config'],
+  app: ['call', 'transcripts', 'config'],
 };
 
 /** Files at the top of `src/` that every layer may import: they depend on no layer but config. */

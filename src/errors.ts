@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'CALL_STATE'
   /** The call ended while the operation was under way (set-up interrupted by CANCEL, BYE, shutdown). */
   | 'CALL_ENDED'
+  /** A voice application refused, timed out or answered something that is not a verb array. */
+  | 'APP_FAILED'
   | 'PLAYBACK_QUEUE_FULL'
   | 'PLAYBACK_CLOSED'
   | 'TRANSLATION_UNSUPPORTED'
