@@ -9,15 +9,17 @@ import type { MediaSubscriber } from '../media/subscription.js';
 import type { PartyInput, PartyOptions } from '../pipeline/call-pipeline.js';
 import type { CallTranscript } from '../pipeline/call-transcript.js';
 import type { TranscriptOpener } from '../pipeline/speech-runtime.js';
-import type { CallEndReason, CallParty } from '../transcripts/events.js';
+import type { CallEndReason, CallParty, TranscriptEvent } from '../transcripts/events.js';
 import type { Synthesizer } from '../tts/synthesizer.js';
 import { CallMedia } from './call-media.js';
 import { CallEndedError, isCallEnded } from './errors.js';
+import type { AppChannelOpener, CallAttributes, Verb } from './app-channel.js';
 import { Interpreter } from './interpreter.js';
+import { IvrRunner } from './ivr/runner.js';
 import { CallPlayback, LegPlayback, type PlaybackTarget } from './playback.js';
 import type { AudioForkOpener, AudioFork, AudioForkStats } from './ports.js';
 import type { RecordingOffer } from './recording.js';
-import type { CallRule, PromptPlan } from './rule.js';
+import type { AppRule, CallRule, PromptPlan } from './rule.js';
 import type { InboundLeg, OutboundDialer } from './signalling.js';
 import { CallSpeaker } from './speaker.js';
 import type { CallStrategy, ConnectedCall, Side } from './strategy.js';
@@ -40,6 +42,10 @@ export interface CallServices {
    * absent: nothing is spoken (prompts and interpretation report `speech.failed`).
    */
   readonly synthesizerFor?: (name?: string) => Synthesizer;
+  /** Opens the channel to an `app` rule's voice application (absent: app rules fail their calls). */
+  readonly appChannels?: AppChannelOpener;
+  /** Checks an application's verbs (jambonz's schemas, the verbs whisperline runs). */
+  readonly validateVerbs?: (verbs: readonly Verb[]) => readonly { readonly index: number; readonly message: string }[];
   readonly logger: Logger;
 }
 
@@ -69,6 +75,8 @@ function strategyFor(deps: CallSessionDeps): CallStrategy {
   const { rule } = deps;
   switch (rule.action) {
     case 'answer':
+    case 'app':
+      // A voice application's call is answered like an answer rule's; the app runs on top.
       return new AnswerStrategy();
     case 'bridge':
       if (!deps.dialer) throw new WhisperlineError('CALL_STATE', `bridge rule ${rule.name} has no dialer`);
@@ -101,6 +109,7 @@ export class CallSession {
   /** Speech into the call (prompts, interpretation), once the call is up. */
   private speaker: CallSpeaker | undefined;
   private interpreter: Interpreter | undefined;
+  private ivr: IvrRunner | undefined;
   private fork: AudioFork | undefined;
   private answeredAtPerf = 0;
   private closing: Promise<void> | undefined;
@@ -137,6 +146,7 @@ export class CallSession {
       onDtmf: (party, e) => {
         this.log.info({ party, digit: e.digit, durationMs: e.durationMs }, 'dtmf');
         this.transcript.dtmf(party, e);
+        if (party === 'caller') this.ivr?.dtmf(e.digit);
       },
     });
   }
@@ -293,6 +303,8 @@ export class CallSession {
         ...(plan.translate !== undefined ? { translate: plan.translate } : {}),
         ...(plan.translateTo !== undefined ? { translateTo: plan.translateTo } : {}),
         ...this.interpretationOf(name),
+        // A voice application hears the caller: its speech start (barge-in) and transcripts (gather).
+        ...(rule.action === 'app' && name === 'caller' ? { onTranscript: (e: TranscriptEvent) => this.ivr?.transcript(e), onSpeechStarted: () => this.ivr?.speechStarted() } : {}),
       },
     };
   }
@@ -313,7 +325,7 @@ export class CallSession {
   /** The call's speaker (when a synthesizer is configured), its interpreter, and the answered prompts. */
   private openSpeech(playback: CallPlayback): void {
     const { rule, services } = this.deps;
-    const wantsSpeech = (rule.action === 'answer' && rule.say !== undefined) || (rule.action === 'bridge' && rule.interpret !== undefined);
+    const wantsSpeech = (rule.action === 'answer' && rule.say !== undefined) || (rule.action === 'bridge' && rule.interpret !== undefined) || rule.action === 'app';
     if (!wantsSpeech) return;
     if (!services.synthesizerFor) {
       this.log.warn('the rule speaks but no synthesizer is configured (tts.providers): nothing is spoken');
@@ -330,6 +342,40 @@ export class CallSession {
       this.interpreter = new Interpreter(speaker, { maxLagMs: rule.interpret.maxLagMs, maxQueued: 3, ...(rule.interpret.voices ? { voices: rule.interpret.voices } : {}) }, this.log);
     }
     if (rule.action === 'answer' && rule.say && rule.say.answered.length > 0) void this.sayAll(rule.say.answered, rule.say);
+    if (rule.action === 'app') this.startApp(rule, speaker, playback);
+  }
+
+  /** An `app` rule: the voice application drives the answered call (jambonz's protocol). */
+  private startApp(rule: AppRule, speaker: CallSpeaker, playback: CallPlayback): void {
+    const { services, inbound } = this.deps;
+    const fail = (message: string): void => void this.close('failed', new WhisperlineError('APP_FAILED', message));
+    if (!services.appChannels) return fail(`rule ${rule.name}: voice applications are not available in this gateway`);
+    const callSid = this.callId;
+    const attributes: CallAttributes = {
+      call_sid: callSid,
+      direction: 'inbound',
+      from: inbound.from ?? '',
+      to: inbound.to ?? '',
+      call_id: this.callId,
+      sip_status: 200,
+      call_status: 'in-progress',
+      ...(inbound.requestUri ? { local_sip_address: inbound.requestUri } : {}),
+    };
+    const channel = services.appChannels({ url: rule.url, callSid, ...(rule.auth ? { auth: rule.auth } : {}) });
+    this.cleanups.push({ what: 'app channel close', run: () => channel.close() });
+    const runner = new IvrRunner({
+      channel,
+      speaker,
+      playback,
+      attributes,
+      publish: (event) => this.transcript.app(event),
+      hangUp: (why, cause) => this.close(why, cause),
+      ...(services.validateVerbs ? { validate: services.validateVerbs } : {}),
+      defaults: { ...(rule.language !== undefined && rule.language !== 'auto' ? { language: rule.language } : {}), ...(rule.voice !== undefined ? { voice: rule.voice } : {}), ...(rule.bargein !== undefined ? { bargein: rule.bargein } : {}) },
+      logger: this.log.child({ app: rule.url }),
+    });
+    this.ivr = runner;
+    void runner.run();
   }
 
   /** Prompts to the caller, one after the other (each is synthesized before it is queued). */
@@ -419,6 +465,7 @@ export class CallSession {
     if (connected && reason === 'shutdown' && rule.action === 'answer' && rule.say && rule.say.ending.length > 0 && this.speaker) {
       await step('ending prompts', () => withinMs(this.sayAll(rule.say!.ending, rule.say!), ENDING_PROMPT_LIMIT_MS));
     }
+    this.ivr?.close();
     this.interpreter?.close();
     this.speaker?.close();
     // Signalling first, so the far ends stop sending and stop waiting. Nothing is sent over a

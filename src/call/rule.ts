@@ -87,5 +87,16 @@ export interface RecordingRule extends CallRuleCommon {
   readonly action: 'siprec';
 }
 
-export type CallRule = AnswerRule | BridgeRule | RecordingRule;
+/** A voice application (jambonz's application protocol, webhook or WebSocket) runs the answered call. */
+export interface AppRule extends CallRuleCommon {
+  readonly action: 'app';
+  /** `http(s)://` (webhook) or `ws(s)://` (WebSocket, subprotocol ws.jambonz.org). */
+  readonly url: string;
+  readonly auth?: { readonly username: string; readonly password: string } | { readonly bearer: string };
+  /** Session defaults before the application's own `config` verb. */
+  readonly voice?: string;
+  readonly bargein?: boolean;
+}
+
+export type CallRule = AnswerRule | BridgeRule | RecordingRule | AppRule;
 export type CallAction = CallRule['action'];

@@ -23,6 +23,8 @@ export interface SpeakRequest {
   readonly purpose: SpeechPurpose;
   /** Interpretation: the translation event this speaks. */
   readonly translationSeq?: number;
+  /** Start this far into the speech (ms): a prompt resumed after a false interruption. */
+  readonly startAtMs?: number;
 }
 
 export interface SpeakOutcome {
@@ -117,12 +119,22 @@ export class CallSpeaker {
       const firstSamples = first.value.samples;
       let started = false;
       let ttfaMs: number | undefined;
+      // A resumed prompt skips what was already heard.
+      let skip = Math.round(((request.startAtMs ?? 0) * sampleRate) / 1000);
+      const trimmed = (samples: Int16Array): Int16Array | undefined => {
+        if (skip <= 0) return samples;
+        const n = Math.min(skip, samples.length);
+        skip -= n;
+        return n === samples.length ? undefined : samples.subarray(n);
+      };
       const stream = (async function* (): AsyncGenerator<Int16Array> {
-        yield firstSamples;
+        const head = trimmed(firstSamples);
+        if (head) yield head;
         for (;;) {
           const next = await iterator.next();
           if (next.done) return;
-          yield next.value.samples;
+          const part = trimmed(next.value.samples);
+          if (part) yield part;
         }
       })();
       const outcome = await playback.play(

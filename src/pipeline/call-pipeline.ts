@@ -40,6 +40,10 @@ export interface PartyOptions {
   readonly translateTo?: string;
   /** Sees each of this party's translations once it is published (interpretation speaks them). */
   readonly onTranslation?: (event: TranslationEvent) => void;
+  /** Sees each of this party's partials and finals once published (a voice application's speech input). */
+  readonly onTranscript?: (event: TranscriptEvent) => void;
+  /** The VAD heard this party start speaking (barge-in). */
+  readonly onSpeechStarted?: () => void;
   readonly partials?: boolean;
   /** The party's label (agent, customer...), which alert rules may select. */
   readonly label?: string;
@@ -118,7 +122,10 @@ export class CallPipeline {
       recognizer: deps.recognizer,
       filter: this.filter,
       seq: deps.seq,
-      emit: (event) => this.emit(event, options.label),
+      emit: (event) => {
+        this.emit(event, options.label);
+        if (event.kind === 'partial' || event.kind === 'final') options.onTranscript?.(event);
+      },
       openUtterance: () => ref.segmenter?.openUtterance(),
       ...(translate ? { afterFinal: (final: TranscriptEvent, u: Utterance) => this.translate(final, u, recent, counts, options) } : {}),
       logger: deps.logger,
@@ -127,7 +134,10 @@ export class CallPipeline {
       party,
       deps.vadConfig,
       (u) => transcriber.utterance(u),
-      () => transcriber.speechStarted(),
+      () => {
+        transcriber.speechStarted();
+        options.onSpeechStarted?.();
+      },
     );
     ref.segmenter = segmenter;
     const stream: VadStream = deps.vad.open(party, (w) => segmenter.push(w));

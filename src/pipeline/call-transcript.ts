@@ -10,6 +10,7 @@ import {
   type PartyMediaStats,
   type PipelineEvent,
   type SpeechEvent,
+  type AppEvent,
 } from '../transcripts/events.js';
 
 /** `Omit` over each member of a union (the plain one would merge them). */
@@ -119,6 +120,12 @@ export class CallTranscript {
   }
 
   /** Ends the call's transcript (see the contract). Idempotent; never rejects. */
+  /** What the call's voice application did (verbs, hooks, gathers, errors), in the call's `seq` order. */
+  app(event: Omit<AppEvent, 'kind' | 'callId' | 'seq'>): void {
+    if (!this.started || this.ended) return;
+    this.publish({ ...event, kind: 'app', callId: this.callId, seq: this.seq.next() });
+  }
+
   /** What the gateway said into the call (prompts, interpretation), in the call's `seq` order. */
   speech(event: DistributiveOmit<SpeechEvent, 'callId' | 'seq'>): void {
     if (!this.started || this.ended) return;

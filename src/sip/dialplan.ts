@@ -68,7 +68,15 @@ const RuleFileSchema = z
       })
       .strict()
       .default({ kind: 'any' }),
-    action: z.enum(['answer', 'bridge', 'siprec', 'reject']),
+    action: z.enum(['answer', 'bridge', 'siprec', 'reject', 'app']),
+    /** `app`: the voice application (jambonz protocol): http(s):// webhook or ws(s):// WebSocket. */
+    url: z.string().regex(/^(https?|wss?):\/\/[^\s]+$/, 'expected an http(s):// (webhook) or ws(s):// (WebSocket) URL').optional(),
+    /** `app`: credentials sent to the application (Basic or Bearer). */
+    auth: z.union([z.object({ username: z.string().min(1), password: z.string().min(1) }).strict(), z.object({ bearer: z.string().min(1) }).strict()]).optional(),
+    /** `app`: the voice the application's `say` verbs use unless they name one. */
+    voice: z.string().min(1).optional(),
+    /** `app`: barge-in for gathers that do not say (jambonz's default: off). */
+    bargein: z.boolean().optional(),
     /** `bridge`: where the B2BUA sends the call. */
     target: z.string().regex(/^sips?:/, 'expected a sip: or sips: URI').optional(),
     /** `reject`: the SIP status and reason phrase. */
@@ -120,6 +128,12 @@ const RuleFileSchema = z
   })
   .strict()
   .superRefine((r, ctx) => {
+    if (r.action === 'app' && !r.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'an app rule needs the application URL (http(s):// webhook or ws(s):// WebSocket)' });
+    if (r.action !== 'app') {
+      for (const key of ['url', 'auth', 'voice', 'bargein'] as const) {
+        if (r[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} is only for app rules (this one is ${r.action})` });
+      }
+    }
     if (r.say !== undefined && r.action !== 'answer') ctx.addIssue({ code: 'custom', path: ['say'], message: `say is for answer rules (this one is ${r.action}); bridges speak through interpret` });
     if (r.interpret !== undefined) {
       if (r.action !== 'bridge') ctx.addIssue({ code: 'custom', path: ['interpret'], message: `interpret is for bridge rules (this one is ${r.action})` });
@@ -197,7 +211,16 @@ function toDialplanRule(r: RuleFile): DialplanRule {
       ? { ...common, action: 'bridge', target: checked(r.target, 'target'), ...(interpret ? { interpret } : {}) }
       : r.action === 'answer'
         ? { ...common, action: 'answer', ...(say ? { say } : {}) }
-        : { ...common, action: r.action };
+        : r.action === 'app'
+          ? {
+              ...common,
+              action: 'app',
+              url: checked(r.url, 'url'),
+              ...(r.auth ? { auth: r.auth } : {}),
+              ...(r.voice !== undefined ? { voice: r.voice } : {}),
+              ...(r.bargein !== undefined ? { bargein: r.bargein } : {}),
+            }
+          : { ...common, action: r.action };
   return { match: r.match, rule };
 }
 

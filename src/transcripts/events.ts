@@ -268,5 +268,26 @@ export interface SpeechFailedEvent {
 
 export type SpeechEvent = SpeechStartedEvent | SpeechDoneEvent | SpeechFailedEvent;
 
+/**
+ * What a voice application (a jambonz app on an `app` rule) did in the call: a verb run, a hook
+ * and its latency, a gather's result, an error reported to the application.
+ */
+export interface AppEvent {
+  readonly kind: 'app';
+  readonly callId: string;
+  readonly seq: number;
+  readonly what: 'verb' | 'hook' | 'gather' | 'error';
+  readonly verb?: string;
+  /** verb: `done`, `failed`, `replaced` (a hook's or a redirect's new verbs took over). */
+  readonly status?: string;
+  readonly hook?: string;
+  readonly latencyMs?: number;
+  /** gather: speechDetected, dtmfDetected, timeout. */
+  readonly reason?: string;
+  readonly transcript?: string;
+  readonly digits?: string;
+  readonly message?: string;
+}
+
 /** Everything a call publishes, in `seq` order: the feeds' single event path. */
-export type CallEvent = CallStartedEvent | CallUpdatedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent | SpeechEvent;
+export type CallEvent = CallStartedEvent | CallUpdatedEvent | CallEndedEvent | CallDtmfEvent | PipelineEvent | SpeechEvent | AppEvent;

@@ -13,7 +13,8 @@ export type WireEventType =
   | 'alert'
   | 'speech.started'
   | 'speech.done'
-  | 'speech.failed';
+  | 'speech.failed'
+  | 'app';
 
 /**
  * One call event as supervisors see it: a flat JSON object with `type`, `callId`, `seq` (per
@@ -45,6 +46,7 @@ const TYPE_OF: Readonly<Record<CallEvent['kind'], WireEventType>> = {
   'speech.started': 'speech.started',
   'speech.done': 'speech.done',
   'speech.failed': 'speech.failed',
+  app: 'app',
 };
 
 export function wireType(kind: CallEvent['kind']): WireEventType {
