@@ -41,6 +41,8 @@ declare module '@jambonz/node-client-ws' {
     send(options?: { execImmediate?: boolean; reply?: boolean }): void;
     /** Sends the queued verbs as the `ack` of the last hook received. */
     reply(options?: { execImmediate?: boolean }): void;
+    /** A raw `{type:'command', command, queueCommand:false, data}` message. */
+    sendCommand(command: string, data?: unknown): void;
     close(): void;
   }
   export interface Service extends EventEmitter {
