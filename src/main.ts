@@ -1,7 +1,9 @@
 import { startRecognizers } from './asr/provider.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
 import type { WhisperEngineStats } from './asr/whisper/engine.js';
+import { appChannelOpener, validateVerbs } from './app/index.js';
 import { CallSession, type CallServices } from './call/call-session.js';
+import { SUPPORTED_VERBS } from './call/ivr/runner.js';
 import { CallRegistry } from './call/registry.js';
 import type { Config } from './config/schema.js';
 import { WhisperlineError } from './errors.js';
@@ -208,6 +210,13 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       audioForks: audioForkOpener(config.feeds.fork, forkTotals),
       // A rule naming a provider a reloaded dialplan brought in, that the configuration lacks: the configured chain.
       synthesizerFor: (name) => synthesizers.for(name !== undefined && synthesizers.has(name) ? name : undefined),
+      // `app` rules: jambonz applications over webhooks or WebSockets, their verbs checked against jambonz's schemas.
+      appChannels: appChannelOpener({ logger: log.child({ component: 'app' }) }),
+      validateVerbs: (verbs) =>
+        verbs.flatMap((verb, index) => {
+          const check = validateVerbs([verb], SUPPORTED_VERBS);
+          return check.ok ? [] : [{ index, message: check.message }];
+        }),
       logger: log,
     };
     const sip =

@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ main(args: string[]): Promise<void
   feed: () => import('./feed.js'),
   siprec: () => import('./siprec.js'),
   voice: () => import('./voice.js'),
+  ivr: () => import('./ivr.js'),
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -38,23 +38,27 @@ export interface CallHarness {
   /** Every event published, of every call. */
   readonly events: CallEvent[];
   /** The services a session gets (audio streams out with `audioForks`). */
-  services(options?: { audioForks?: AudioForkOpener; logger?: Logger; synthesizerFor?: (name?: string) => Synthesizer }): CallServices;
+  services(options?: { audioForks?: AudioForkOpener; logger?: Logger; synthesizerFor?: (name?: string) => Synthesizer; appChannels?: CallServices['appChannels']; validateVerbs?: CallServices['validateVerbs'] }): CallServices;
   close(): Promise<void>;
 }
 
 /** Starts everything; `partials` off by default (the tiny model's partials add nothing to what these suites check). */
-export async function startCallHarness(options: { partials?: boolean; translator?: Translator } = {}): Promise<CallHarness> {
+export async function startCallHarness(options: { partials?: boolean; translator?: Translator; /** Benchmarks with many calls: a whole slot each for rtpengine and the gateway. */ wide?: boolean; /** whisper-servers and threads each (default one with 2 threads). */ asrPool?: { poolSize: number; threads: number } } = {}): Promise<CallHarness> {
   const log = pino({ level: 'silent' });
   const config = randomModelConfig();
   config.transcripts.partials = options.partials ?? false;
-  const ports = rtpPortRange();
+  const slot = rtpPortRange();
+  const second = options.wide ? rtpPortRange() : undefined;
+  const ports = second
+    ? { rtpengine: { min: slot.rtpengine.min, max: slot.gateway.max }, gateway: { min: second.rtpengine.min, max: second.gateway.max }, release: () => (slot.release(), second.release()) }
+    : slot;
   const rtpe = await startTestRtpengine(ports.rtpengine.min, ports.rtpengine.max);
   const client = new RtpengineClient({ host: rtpe.ngHost, port: rtpe.ngPort });
   const receiver = new RtpReceiver({ bindAddress: '127.0.0.1', portMin: ports.gateway.min, portMax: ports.gateway.max, reorderWindowMs: 60 });
   const subscriber = new MediaSubscriber(client, receiver, 'PCMU');
   const vad = await BatchedVad.create(config.vad);
   vad.start();
-  const engine = await startTinyEngine(config, log);
+  const engine = await startTinyEngine(config, log, options.asrPool);
   const events: CallEvent[] = [];
   const speech = new SpeechRuntime({
     vad,
@@ -82,6 +86,8 @@ export async function startCallHarness(options: { partials?: boolean; translator
       speech,
       ...(o.audioForks ? { audioForks: o.audioForks } : {}),
       ...(o.synthesizerFor ? { synthesizerFor: o.synthesizerFor } : {}),
+      ...(o.appChannels ? { appChannels: o.appChannels } : {}),
+      ...(o.validateVerbs ? { validateVerbs: o.validateVerbs } : {}),
       logger: o.logger ?? log,
     }),
     close: async () => {

@@ -66,12 +66,12 @@ export function randomModelConfig(): Config {
   return config;
 }
 
-/** One whisper-server (2 threads) on the tiny random-weight model. */
-export async function startTinyEngine(config: Config, logger: Logger): Promise<WhisperEngine> {
+/** whisper-server on the tiny random-weight model: one with 2 threads unless `pool` says otherwise. */
+export async function startTinyEngine(config: Config, logger: Logger, pool: { poolSize: number; threads: number } = { poolSize: 1, threads: 2 }): Promise<WhisperEngine> {
   const whisper = await ensureTestWhisper();
   const { queueSize, timeoutMs, beamSize, audioContext } = config.asr;
   return WhisperEngine.start(
-    { kind: 'local', queueSize, timeoutMs, beamSize, audioContext, poolSize: 1, threads: 2, modelPath: whisper.tinyModel, binary: whisper.binary, buildDir: config.asr.local.buildDir, cuda: false },
+    { kind: 'local', queueSize, timeoutMs, beamSize, audioContext, ...pool, modelPath: whisper.tinyModel, binary: whisper.binary, buildDir: config.asr.local.buildDir, cuda: false },
     logger,
   );
 }
