@@ -154,6 +154,43 @@ describe('jambonz applications on the gateway', () => {
     expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
   }, 90_000);
 
+  it('a WebSocket app redirects mid-prompt (the prompt stops, the new verbs run) and transcribes in the background to its hook', async () => {
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    const port = await listening(server);
+    const transcripts: Record<string, unknown>[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      session.on('/transcription', (evt: Record<string, unknown>) => {
+        transcripts.push(evt);
+        (session.reply as () => void)();
+      });
+      (session.transcribe as (o: unknown) => typeof session)({ transcriptionHook: '/transcription' });
+      (session.say as (o: unknown) => typeof session)({ text: PROMPT });
+      (session.send as () => void)();
+      // Two seconds into the prompt the app changes its mind: a redirect replaces what runs.
+      setTimeout(() => {
+        (session.say as (o: unknown) => typeof session)({ text: 'Sorry, we are closing now.' });
+        (session.pause as (o: unknown) => typeof session)({ length: 4 });
+        (session.hangup as () => typeof session)();
+        (session.send as (o?: unknown) => void)({ execImmediate: true });
+      }, 2000);
+    });
+    const call = await newTestCall(h, { name: 'ivr-redirect', action: 'app', url: `ws://127.0.0.1:${port}/ivr`, labels: [] }, { services: services() });
+    cleanups.push(() => call.caller.close());
+    await call.session.start();
+    await waitFor('the second prompt', () => call.events().filter((e) => e.kind === 'speech.started').length === 2, 20_000);
+    // The caller speaks during the pause: the transcribe verb's hook gets the final.
+    await call.caller.send(call.leg.answered!, [...callerSpeech, ...silence(1000)]);
+    await waitFor('call.ended', () => call.events().some((e) => e.kind === 'call.ended'), 30_000);
+    const spoken = call.events().filter((e) => e.kind === 'speech.started').map((e) => (e.kind === 'speech.started' ? e.text : ''));
+    expect(spoken).toEqual([PROMPT, 'Sorry, we are closing now.']);
+    expect(call.events().find((e) => e.kind === 'speech.done')).toMatchObject({ status: 'interrupted' });
+    expect(call.events().some((e) => e.kind === 'app' && e.what === 'verb' && e.status === 'command')).toBe(true);
+    expect(transcripts.length).toBeGreaterThanOrEqual(1);
+    expect(transcripts[0]).toMatchObject({ call_sid: call.leg.callId, speech: { is_final: true, alternatives: [{ transcript: expect.stringMatching(/\S/) }] } });
+    expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+  }, 60_000);
+
   it('an invalid verb is reported to the app naming the verb and field; an app that refuses ends the call with the reason on record', async () => {
     const errors: unknown[] = [];
     const server = createServer((req, res) => {

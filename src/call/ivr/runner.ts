@@ -19,7 +19,7 @@ import type { CallSpeaker } from '../speaker.js';
 import { Gather, type GatherResult, type GatherSpec, type PromptControl } from './gather.js';
 
 /** The verbs this gateway runs (others valid in jambonz are reported as not supported). */
-export const SUPPORTED_VERBS = ['say', 'play', 'gather', 'pause', 'hangup', 'redirect', 'config', 'tag'] as const;
+export const SUPPORTED_VERBS = ['say', 'play', 'gather', 'pause', 'hangup', 'redirect', 'config', 'tag', 'transcribe'] as const;
 
 export interface IvrDefaults {
   readonly language?: string;
@@ -54,6 +54,9 @@ export class IvrRunner {
   private queue: Verb[] = [];
   private session: { language?: string; voice?: string; bargein?: boolean } = {};
   private customerData: unknown;
+  /** A `transcribe` verb's hook: every transcript of the caller goes there from then on. */
+  private transcriptionHook: string | { url: string } | undefined;
+  private interimTranscripts = false;
   private ended = false;
   private current: { abort: AbortController; gather?: Gather } | undefined;
   private readonly audioCache = new Map<string, Promise<{ pcm: Int16Array; sampleRate: number }>>();
@@ -83,9 +86,27 @@ export class IvrRunner {
     this.current?.gather?.speechStarted();
   }
 
-  /** A transcript of the caller's (gather's speech input). */
+  /** The caller's utterance ended. */
+  speechEnded(): void {
+    this.current?.gather?.speechEnded();
+  }
+
+  /** A transcript of the caller's (gather's speech input; a `transcribe` verb's hook). */
   transcript(event: TranscriptEvent): void {
     this.current?.gather?.transcript(event);
+    const hook = this.transcriptionHook;
+    if (hook === undefined || this.ended || (event.kind === 'partial' && !this.interimTranscripts) || event.text.trim() === '') return;
+    // Background transcription: each result to the application; what it replies is not run (as in jambonz).
+    const payload = {
+      ...this.attributes(),
+      speech: { language_code: event.language, channel_tag: 1, is_final: event.kind === 'final', alternatives: [{ transcript: event.text.trim(), confidence: event.confidence }] },
+    };
+    const started = performance.now();
+    const name = typeof hook === 'string' ? hook : hook.url;
+    this.deps.channel.hook(hook, payload).then(
+      () => this.deps.publish({ what: 'hook', hook: name, latencyMs: Math.round(performance.now() - started), status: 'transcription' }),
+      (err: unknown) => this.deps.publish({ what: 'error', hook: name, message: asAppError(err).message }),
+    );
   }
 
   /** A DTMF key from the caller. */
@@ -169,6 +190,14 @@ export class IvrRunner {
       case 'tag':
         this.customerData = verb.data;
         return undefined;
+      case 'transcribe': {
+        // Runs in the background: the verb itself ends at once, as jambonz's does.
+        const hook = verb.transcriptionHook;
+        if (typeof hook === 'string' || (hook && typeof (hook as { url?: unknown }).url === 'string')) this.transcriptionHook = hook as string | { url: string };
+        const recognizer = verb.recognizer as { interim?: unknown } | undefined;
+        this.interimTranscripts = recognizer?.interim === true;
+        return undefined;
+      }
       case 'gather':
         return this.gather(verb, signal);
       default:
