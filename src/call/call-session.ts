@@ -304,7 +304,7 @@ export class CallSession {
         ...(plan.translateTo !== undefined ? { translateTo: plan.translateTo } : {}),
         ...this.interpretationOf(name),
         // A voice application hears the caller: its speech start (barge-in) and transcripts (gather).
-        ...(rule.action === 'app' && name === 'caller' ? { onTranscript: (e: TranscriptEvent) => this.ivr?.transcript(e), onSpeechStarted: () => this.ivr?.speechStarted() } : {}),
+        ...(rule.action === 'app' && name === 'caller' ? { onTranscript: (e: TranscriptEvent) => this.ivr?.transcript(e), onSpeechStarted: () => this.ivr?.speechStarted(), onSpeechEnded: () => this.ivr?.speechEnded() } : {}),
       },
     };
   }
@@ -465,7 +465,11 @@ export class CallSession {
     if (connected && reason === 'shutdown' && rule.action === 'answer' && rule.say && rule.say.ending.length > 0 && this.speaker) {
       await step('ending prompts', () => withinMs(this.sayAll(rule.say!.ending, rule.say!), ENDING_PROMPT_LIMIT_MS));
     }
-    this.ivr?.close();
+    if (this.ivr) {
+      this.ivr.close();
+      // The application hears how the call ended, as jambonz tells it (completed, with its duration).
+      this.ivr.status('completed', { duration: Math.round((performance.now() - this.answeredAtPerf) / 1000), hangup_reason: reason });
+    }
     this.interpreter?.close();
     this.speaker?.close();
     // Signalling first, so the far ends stop sending and stop waiting. Nothing is sent over a

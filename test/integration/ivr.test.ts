@@ -84,8 +84,10 @@ describe('jambonz applications on the gateway', () => {
     const port = await listening(server);
     const results: Record<string, unknown>[] = [];
     const newCalls: Record<string, unknown>[] = [];
+    const statuses: unknown[] = [];
     svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown> & Record<string, unknown>) => {
       newCalls.push({ call_sid: session.call_sid, from: session.from, to: session.to, direction: session.direction });
+      session.on('call:status', (evt: { call_status?: string }) => statuses.push(evt.call_status));
       session.on('/gather', (evt: Record<string, unknown>) => {
         results.push(evt);
         (session.say as (o: unknown) => typeof session)({ text: 'Thank you. Goodbye.' });
@@ -121,6 +123,9 @@ describe('jambonz applications on the gateway', () => {
     expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
     expect(call.leg.byes).toBe(1);
     expect(await h.rtpe.numSessions()).toBe(0);
+    // jambonz's call:status updates reached the application.
+    await waitFor('call:status completed', () => statuses.includes('completed'), 5000);
+    expect(statuses).toEqual(['in-progress', 'completed']);
   }, 90_000);
 
   it('a webhook app gathers digits ending with #, then times out a second gather, then hangs up', async () => {

@@ -71,6 +71,7 @@ export class IvrRunner {
     const started = performance.now();
     try {
       this.queue = await this.deps.channel.start(this.attributes());
+      this.status('in-progress');
       this.deps.publish({ what: 'hook', hook: 'session:new', latencyMs: Math.round(performance.now() - started), status: 'ok' });
     } catch (err) {
       const cause = asAppError(err);
@@ -112,6 +113,11 @@ export class IvrRunner {
   /** A DTMF key from the caller. */
   dtmf(digit: string): void {
     this.current?.gather?.digit(digit);
+  }
+
+  /** The call's status changed (jambonz's call:status): in-progress at the start, completed at the end. */
+  status(callStatus: CallAttributes['call_status'], extra: Readonly<Record<string, unknown>> = {}): void {
+    this.deps.channel.status({ ...this.attributes(), call_status: callStatus, ...extra });
   }
 
   /** The call ended: the verb that runs stops, nothing more is run. Idempotent. */
