@@ -19,7 +19,7 @@ import { IvrRunner } from './ivr/runner.js';
 import { CallPlayback, LegPlayback, type PlaybackTarget } from './playback.js';
 import type { AudioForkOpener, AudioFork, AudioForkStats } from './ports.js';
 import type { RecordingOffer } from './recording.js';
-import type { AppRule, CallRule, PromptPlan } from './rule.js';
+import type { AppRule, AudioForkPlan, CallRule, PromptPlan } from './rule.js';
 import type { InboundLeg, OutboundDialer } from './signalling.js';
 import { CallSpeaker } from './speaker.js';
 import type { CallStrategy, ConnectedCall, Side } from './strategy.js';
@@ -111,6 +111,8 @@ export class CallSession {
   private interpreter: Interpreter | undefined;
   private ivr: IvrRunner | undefined;
   private fork: AudioFork | undefined;
+  /** Audio streams out opened by a voice application's `listen` verbs. */
+  private readonly listens = new Set<AudioFork>();
   private answeredAtPerf = 0;
   private closing: Promise<void> | undefined;
   /** Aborted when the call starts closing: cancels set-up work in progress. */
@@ -371,6 +373,7 @@ export class CallSession {
       publish: (event) => this.transcript.app(event),
       hangUp: (why, cause) => this.close(why, cause),
       ...(services.validateVerbs ? { validate: services.validateVerbs } : {}),
+      ...(services.audioForks ? { listen: (plan: AudioForkPlan, metadata: Readonly<Record<string, unknown>>) => this.openListen(plan, metadata) } : {}),
       defaults: { ...(rule.language !== undefined && rule.language !== 'auto' ? { language: rule.language } : {}), ...(rule.voice !== undefined ? { voice: rule.voice } : {}), ...(rule.bargein !== undefined ? { bargein: rule.bargein } : {}) },
       logger: this.log.child({ app: rule.url }),
     });
@@ -440,10 +443,25 @@ export class CallSession {
     );
   }
 
-  /** A party's 16 kHz frame: to its transcript, and to the audio fork out when there is one. */
+  /** A voice application's `listen`: the caller's audio to its WebSocket until closed (or the call ends). */
+  private openListen(plan: AudioForkPlan, metadata: Readonly<Record<string, unknown>>): { close(): Promise<void> } {
+    const fork = this.deps.services.audioForks!({ plan, channels: ['caller', undefined], metadata }, this.playbackValue?.to('caller'), this.log);
+    this.listens.add(fork);
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> =>
+      (closing ??= (async () => {
+        this.listens.delete(fork);
+        await fork.close();
+      })());
+    this.cleanups.push({ what: 'listen close', run: close });
+    return { close };
+  }
+
+  /** A party's 16 kHz frame: to its transcript, and to the audio forks out when there are some. */
   private onFrame(party: string, frame: AudioFrame): void {
     this.inputs.get(party)?.push(frame);
     this.fork?.push(frame);
+    for (const listen of this.listens) listen.push(frame);
   }
 
   private async doClose(reason: CallEndReason, cause: WhisperlineError | undefined): Promise<void> {

@@ -8,6 +8,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
+import { audioForkOpener, ForkTotals } from '../../src/feeds/audio-fork.js';
 import { appChannelOpener, validateVerbs } from '../../src/app/index.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
@@ -193,6 +195,39 @@ describe('jambonz applications on the gateway', () => {
     expect(call.events().some((e) => e.kind === 'app' && e.what === 'verb' && e.status === 'command')).toBe(true);
     expect(transcripts.length).toBeGreaterThanOrEqual(1);
     expect(transcripts[0]).toMatchObject({ call_sid: call.leg.callId, speech: { is_final: true, alternatives: [{ transcript: expect.stringMatching(/\S/) }] } });
+    expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+  }, 60_000);
+
+  it('listen streams the caller\'s audio to a WebSocket consumer (jambonz listen format) for its maxLength, then its actionHook', async () => {
+    const consumerHttp = createServer();
+    const wss = new WebSocketServer({ server: consumerHttp });
+    const received = { text: [] as string[], binary: 0 };
+    wss.on('connection', (ws) => ws.on('message', (data, isBinary) => (isBinary ? received.binary++ : received.text.push(data.toString()))));
+    const consumerPort = await listening(consumerHttp);
+    cleanups.push(() => new Promise<void>((r) => wss.close(() => r())));
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    const port = await listening(server);
+    const hooks: string[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      session.on('/listened', () => {
+        hooks.push('/listened');
+        (session.hangup as () => typeof session)();
+        (session.reply as () => void)();
+      });
+      (session.listen as (o: unknown) => typeof session)({ url: `ws://127.0.0.1:${consumerPort}/audio`, mixType: 'mono', sampleRate: 8000, maxLength: 2, actionHook: '/listened', metadata: { queue: 'sales' } });
+      (session.send as () => void)();
+    });
+    const call = await newTestCall(h, { name: 'ivr-listen', action: 'app', url: `ws://127.0.0.1:${port}/ivr`, labels: [] }, { services: h.services({ synthesizerFor: () => espeak, appChannels: appChannelOpener(), validateVerbs: validate, audioForks: audioForkOpener(h.config.feeds.fork, new ForkTotals()) }) });
+    cleanups.push(() => call.caller.close());
+    await call.session.start();
+    await call.caller.send(call.leg.answered!, callerSpeech.slice(0, 100));
+    await waitFor('call.ended', () => call.events().some((e) => e.kind === 'call.ended'), 20_000);
+    expect(hooks).toEqual(['/listened']);
+    expect(received.text.length).toBeGreaterThanOrEqual(1);
+    expect(JSON.parse(received.text[0]!)).toMatchObject({ call_sid: call.leg.callId, queue: 'sales' });
+    // About 2 s of 20 ms frames (the stream may batch several per message).
+    expect(received.binary).toBeGreaterThanOrEqual(10);
     expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
   }, 60_000);
 

@@ -15,11 +15,12 @@ import type { AppEvent, TranscriptEvent } from '../../transcripts/events.js';
 import { Mp3Decoder } from '../../tts/jambonz/mp3.js';
 import type { AppChannel, AppCommand, CallAttributes, Verb } from '../app-channel.js';
 import type { CallPlayback } from '../playback.js';
+import type { AudioForkPlan } from '../rule.js';
 import type { CallSpeaker } from '../speaker.js';
 import { Gather, type GatherResult, type GatherSpec, type PromptControl } from './gather.js';
 
 /** The verbs this gateway runs (others valid in jambonz are reported as not supported). */
-export const SUPPORTED_VERBS = ['say', 'play', 'gather', 'pause', 'hangup', 'redirect', 'config', 'tag', 'transcribe'] as const;
+export const SUPPORTED_VERBS = ['say', 'play', 'gather', 'pause', 'hangup', 'redirect', 'config', 'tag', 'transcribe', 'listen'] as const;
 
 export interface IvrDefaults {
   readonly language?: string;
@@ -42,6 +43,8 @@ export interface IvrRunnerDeps {
   readonly logger: Logger;
   /** Audio for `play`: fetched once per URL. */
   readonly fetchAudio?: (url: string, signal: AbortSignal) => Promise<{ pcm: Int16Array; sampleRate: number }>;
+  /** `listen`: streams the call's audio to a WebSocket (the audio fork, jambonz listen format) until the returned close. */
+  readonly listen?: (plan: AudioForkPlan, metadata: Readonly<Record<string, unknown>>) => { close(): Promise<void> };
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined);
@@ -57,6 +60,8 @@ export class IvrRunner {
   /** A `transcribe` verb's hook: every transcript of the caller goes there from then on. */
   private transcriptionHook: string | { url: string } | undefined;
   private interimTranscripts = false;
+  /** A running `listen` with a finishOnKey. */
+  private finishListen: { key: string; stop: () => void } | undefined;
   private ended = false;
   private current: { abort: AbortController; gather?: Gather } | undefined;
   private readonly audioCache = new Map<string, Promise<{ pcm: Int16Array; sampleRate: number }>>();
@@ -113,6 +118,7 @@ export class IvrRunner {
   /** A DTMF key from the caller. */
   dtmf(digit: string): void {
     this.current?.gather?.digit(digit);
+    if (this.finishListen?.key === digit) this.finishListen.stop();
   }
 
   /** The call's status changed (jambonz's call:status): in-progress at the start, completed at the end. */
@@ -206,6 +212,8 @@ export class IvrRunner {
       }
       case 'gather':
         return this.gather(verb, signal);
+      case 'listen':
+        return this.listen(verb, signal);
       default:
         throw new WhisperlineError('APP_FAILED', `${verb.verb}: not supported by whisperline (supported: ${SUPPORTED_VERBS.join(', ')})`, { retryable: false });
     }
@@ -303,6 +311,33 @@ export class IvrRunner {
       cached.catch(() => this.audioCache.delete(url));
     }
     return cached;
+  }
+
+  /**
+   * `listen`: the call's audio to `url` (jambonz listen format: a JSON metadata message, then binary
+   * L16 frames; with `bidirectionalAudio.enabled` L16 frames sent back are played to the caller),
+   * until `maxLength` seconds, the caller's `finishOnKey`, a redirect, or the end of the call;
+   * then its actionHook.
+   */
+  private async listen(verb: Verb, signal: AbortSignal): Promise<Verb[] | undefined> {
+    if (!this.deps.listen) throw new WhisperlineError('APP_FAILED', 'listen: audio streams out are not available in this gateway');
+    const url = str(verb.url);
+    if (!url) throw new WhisperlineError('APP_FAILED', 'listen: "url" is missing');
+    const mix = verb.mixType === 'mono' || verb.mixType === 'mixed' || verb.mixType === 'stereo' ? verb.mixType : 'mono';
+    const rate = num(verb.sampleRate) === 16000 ? 16000 : 8000;
+    const bidirectional = (verb.bidirectionalAudio as { enabled?: unknown } | undefined)?.enabled === true;
+    const stream = this.deps.listen({ url, mix, sampleRate: rate, bidirectional }, { ...this.attributes(), ...((verb.metadata as object | undefined) ?? {}) });
+    const finish = new AbortController();
+    this.finishListen = str(verb.finishOnKey) !== undefined ? { key: str(verb.finishOnKey)!, stop: () => finish.abort() } : undefined;
+    try {
+      const limit = num(verb.maxLength);
+      await sleep(limit !== undefined && limit > 0 ? limit * 1000 : 24 * 3_600_000, AbortSignal.any([signal, finish.signal]));
+    } finally {
+      this.finishListen = undefined;
+      await stream.close();
+    }
+    if (signal.aborted) throw new Replaced();
+    return verb.actionHook === undefined ? undefined : this.callHook(verb.actionHook, {});
   }
 
   private async gather(verb: Verb, signal: AbortSignal): Promise<Verb[] | undefined> {
