@@ -231,6 +231,48 @@ describe('jambonz applications on the gateway', () => {
     expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
   }, 60_000);
 
+  it('a false interruption (speech, but no words) resumes the prompt where it stopped', async () => {
+    // whisper's no-speech filter at 0 drops every result: what the caller says is heard by the VAD
+    // (barge-in) but yields no words, as a cough or a door does.
+    const noWords = await startCallHarness({ transcripts: { noSpeechThreshold: 0 } });
+    cleanups.push(() => noWords.close());
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    const port = await listening(server);
+    const results: Record<string, unknown>[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      session.on('/gather', (evt: Record<string, unknown>) => {
+        results.push(evt);
+        (session.hangup as () => typeof session)();
+        (session.reply as () => void)();
+      });
+      (session.gather as (o: unknown) => typeof session)({ say: { text: PROMPT }, input: ['speech'], bargein: true, actionHook: '/gather', timeout: 2 });
+      (session.send as () => void)();
+    });
+    const svcs = noWords.services({ synthesizerFor: () => espeak, appChannels: appChannelOpener(), validateVerbs: validate });
+    const call = await newTestCall(noWords, { name: 'ivr-false', action: 'app', url: `ws://127.0.0.1:${port}/ivr`, labels: [] }, { services: svcs });
+    cleanups.push(() => call.caller.close());
+    await call.session.start();
+    await waitFor('the prompt', () => call.events().some((e) => e.kind === 'speech.started'), 20_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    await call.caller.send(call.leg.answered!, [...callerSpeech.slice(0, 60), ...silence(500)]);
+    await waitFor('call.ended', () => call.events().some((e) => e.kind === 'call.ended'), 40_000);
+    const started = call.events().filter((e) => e.kind === 'speech.started');
+    const done = call.events().filter((e) => e.kind === 'speech.done');
+    // Interrupted, then the same prompt again from where it stopped (so shorter than the whole), played out.
+    expect(started.map((e) => (e.kind === 'speech.started' ? e.text : ''))).toEqual([PROMPT, PROMPT]);
+    expect(done.map((e) => (e.kind === 'speech.done' ? e.status : ''))).toEqual(['interrupted', 'played']);
+    const [first, second] = done as { playedMs: number; durationMs?: number }[];
+    let wholeMs = 0;
+    for await (const c of espeak.synthesize({ text: PROMPT })) wholeMs += (c.samples.length * 1000) / c.sampleRate;
+    expect(first!.playedMs).toBeGreaterThan(1000);
+    // The rest, not the whole prompt again: what was heard before plus the resumed part is the prompt.
+    expect(second!.durationMs!).toBeLessThan(wholeMs - 800);
+    expect(Math.abs(first!.playedMs + second!.durationMs! - wholeMs)).toBeLessThan(wholeMs * 0.15);
+    // Then the gather times out (no answer) and the app hangs up.
+    expect(results).toEqual([expect.objectContaining({ reason: 'timeout' })]);
+  }, 90_000);
+
   it('an invalid verb is reported to the app naming the verb and field; an app that refuses ends the call with the reason on record', async () => {
     const errors: unknown[] = [];
     const server = createServer((req, res) => {

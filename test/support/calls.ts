@@ -43,10 +43,11 @@ export interface CallHarness {
 }
 
 /** Starts everything; `partials` off by default (the tiny model's partials add nothing to what these suites check). */
-export async function startCallHarness(options: { partials?: boolean; translator?: Translator; /** Benchmarks with many calls: a whole slot each for rtpengine and the gateway. */ wide?: boolean; /** whisper-servers and threads each (default one with 2 threads). */ asrPool?: { poolSize: number; threads: number } } = {}): Promise<CallHarness> {
+export async function startCallHarness(options: { partials?: boolean; translator?: Translator; /** Benchmarks with many calls: a whole slot each for rtpengine and the gateway. */ wide?: boolean; /** whisper-servers and threads each (default one with 2 threads). */ asrPool?: { poolSize: number; threads: number }; /** Over the tiny model's transcript settings. */ transcripts?: Partial<Config['transcripts']> } = {}): Promise<CallHarness> {
   const log = pino({ level: 'silent' });
   const config = randomModelConfig();
   config.transcripts.partials = options.partials ?? false;
+  Object.assign(config.transcripts, options.transcripts ?? {});
   const slot = rtpPortRange();
   const second = options.wide ? rtpPortRange() : undefined;
   const ports = second
