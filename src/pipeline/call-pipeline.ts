@@ -44,6 +44,8 @@ export interface PartyOptions {
   readonly onTranscript?: (event: TranscriptEvent) => void;
   /** The VAD heard this party start speaking (barge-in). */
   readonly onSpeechStarted?: () => void;
+  /** The party's utterance ended (the VAD's hang-over passed); its final, if any, follows. */
+  readonly onSpeechEnded?: () => void;
   readonly partials?: boolean;
   /** The party's label (agent, customer...), which alert rules may select. */
   readonly label?: string;
@@ -133,7 +135,10 @@ export class CallPipeline {
     const segmenter = new SpeechSegmenter(
       party,
       deps.vadConfig,
-      (u) => transcriber.utterance(u),
+      (u) => {
+        transcriber.utterance(u);
+        options.onSpeechEnded?.();
+      },
       () => {
         transcriber.speechStarted();
         options.onSpeechStarted?.();

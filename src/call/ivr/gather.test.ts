@@ -75,6 +75,10 @@ describe('gather', () => {
     g.speechStarted();
     await vi.advanceTimersByTimeAsync(0);
     expect(p.calls).toEqual(['interrupt']);
+    // While the caller is still speaking nothing is decided, however long it takes.
+    await vi.advanceTimersByTimeAsync(5000);
+    expect(p.calls).toEqual(['interrupt']);
+    g.speechEnded();
     await vi.advanceTimersByTimeAsync(1999);
     expect(p.calls).toEqual(['interrupt']);
     await vi.advanceTimersByTimeAsync(1);

@@ -10,9 +10,10 @@
  *   mid-sentence;
  * - `minBargeinWordCount` applies only while the prompt plays: a one-word answer after the prompt
  *   ended is accepted;
- * - barge-in: speech held for the VAD's minimum (vad.minSpeechMs) stops the prompt at once; if no
- *   words follow within `falseInterruptionMs` (2 s), it was noise, and the prompt resumes where it
- *   stopped; a transcript that is the prompt's own words (speakerphone echo) is not an answer.
+ * - barge-in: speech held for the VAD's minimum (vad.minSpeechMs) stops the prompt at once; if the
+ *   utterance ends and no words come within `falseInterruptionMs` (2 s) after it, it was noise,
+ *   and the prompt resumes where it stopped; a transcript that is the prompt's own words
+ *   (speakerphone echo) is not an answer.
  */
 import type { TranscriptEvent } from '../../transcripts/events.js';
 
@@ -61,6 +62,8 @@ export class Gather {
   private digitTimer: NodeJS.Timeout | undefined;
   private falseTimer: NodeJS.Timeout | undefined;
   private heardSpeech = false;
+  /** The caller's last utterance has ended (no speech in progress). */
+  private speechOver = true;
   /** Where an interrupted prompt stopped, while a barge-in awaits its words. */
   private interruptedAt: number | undefined;
 
@@ -103,10 +106,25 @@ export class Gather {
         if (this.done) return;
         this.interruptedAt = at;
         this.promptPlaying = false;
-        // No words soon after: it was a cough or a door, not an answer. The prompt goes on.
-        this.falseTimer = setTimeout(() => this.falseInterruption(), this.spec.falseInterruptionMs);
+        if (this.speechOver) this.armFalseInterruption();
       });
     }
+    this.speechOver = false;
+  }
+
+  /**
+   * The caller's utterance ended. After a barge-in, its words must come within
+   * `falseInterruptionMs` (recognition time): without any it was a cough or a door, not an
+   * answer, and the prompt goes on where it stopped.
+   */
+  speechEnded(): void {
+    this.speechOver = true;
+    if (this.interruptedAt !== undefined && !this.done) this.armFalseInterruption();
+  }
+
+  private armFalseInterruption(): void {
+    if (this.falseTimer) clearTimeout(this.falseTimer);
+    this.falseTimer = setTimeout(() => this.falseInterruption(), this.spec.falseInterruptionMs);
   }
 
   /** A transcript of the caller's (partials barge in; finals answer). */
