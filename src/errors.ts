@@ -76,3 +76,20 @@ export function asWhisperlineError(err: unknown, what = 'unexpected failure'): W
   if (err instanceof WhisperlineError) return err;
   return new WhisperlineError('INTERNAL', `${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
+
+/**
+ * An error's message with its cause's: undici's "fetch failed" and "terminated" hide the reason
+ * (ECONNREFUSED, socket closed) in `cause`. For messages about an HTTP peer (providers, apps).
+ */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const cause = (err as { cause?: unknown }).cause;
+    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
+  }
+  return String(err);
+}
+
+/** A base URL without trailing slashes, so `${base}/path` never doubles one. */
+export function trimBase(base: string): string {
+  return base.replace(/\/+$/, '');
+}

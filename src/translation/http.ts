@@ -4,7 +4,9 @@
  * the checks every provider runs before it asks its server. Plain `fetch`: each provider is one
  * POST, so no client library is worth its weight.
  */
-import { WhisperlineError } from '../errors.js';
+import { describeError, trimBase, WhisperlineError } from '../errors.js';
+
+export { describeError, trimBase };
 import type { TranslationRequest, TranslationResult } from './translator.js';
 
 /** How much of a server's error text goes into an error message (a proxy's HTML page is long). */
@@ -104,19 +106,7 @@ export function precheck(
   return undefined;
 }
 
-/** `base` without trailing slashes, so `${base}/path` never doubles one. */
-export function trimBase(base: string): string {
-  return base.replace(/\/+$/, '');
-}
 
-export function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    // undici's "fetch failed" hides the reason (ECONNREFUSED, socket closed) in its cause.
-    const cause = (err as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
-  }
-  return String(err);
-}
 
 function parseJson(text: string): unknown {
   if (text.trim() === '') return undefined;

@@ -4,7 +4,9 @@
  * mapped to the synthesis error codes. Plain `fetch` (undici): each request is one POST with a
  * streamed body, so no client library is worth its weight.
  */
-import { WhisperlineError } from '../errors.js';
+import { describeError, trimBase, WhisperlineError } from '../errors.js';
+
+export { describeError, trimBase };
 
 /** How much of a server's error text goes into an error message (a proxy's HTML page is long). */
 const MAX_SERVER_MESSAGE = 300;
@@ -124,19 +126,7 @@ export function serverMessage(text: string): string {
   return clip(text.trim());
 }
 
-/** `base` without trailing slashes, so `${base}/path` never doubles one. */
-export function trimBase(base: string): string {
-  return base.replace(/\/+$/, '');
-}
 
-export function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    // undici's "fetch failed" and "terminated" hide the reason (ECONNREFUSED, socket closed) in its cause.
-    const cause = (err as { cause?: unknown }).cause;
-    return cause instanceof Error ? `${err.message} (${cause.message})` : err.message;
-  }
-  return String(err);
-}
 
 /** Whether `language` is in `list`: exactly, or by its base language (`en-US` is spoken where `en` is). */
 export function languageListed(list: readonly string[], language: string): boolean {
@@ -154,4 +144,20 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 function clip(text: string): string {
   return text.length > MAX_SERVER_MESSAGE ? `${text.slice(0, MAX_SERVER_MESSAGE)}…` : text;
+}
+
+/**
+ * The voice for a request: the one it names, else its language's (an exact tag, then the base
+ * language: `en-GB` → `en`), else the provider's default.
+ */
+export function voiceFor<V extends string | undefined>(request: { readonly voice?: string; readonly language?: string }, options: { readonly voice: V; readonly voiceByLanguage?: Readonly<Record<string, string>> }): string | V {
+  if (request.voice !== undefined) return request.voice;
+  const byLanguage = options.voiceByLanguage;
+  if (request.language !== undefined && byLanguage) {
+    const lower = request.language.toLowerCase();
+    const entries = Object.entries(byLanguage);
+    const hit = entries.find(([l]) => l.toLowerCase() === lower) ?? entries.find(([l]) => l.toLowerCase() === lower.split(/[-_]/)[0]);
+    if (hit) return hit[1];
+  }
+  return options.voice;
 }

@@ -13,7 +13,7 @@
  * `l16ByteOrder: 'big'` is there for a server that follows the RFC.
  */
 import { WhisperlineError } from '../../errors.js';
-import { aborted, bodyPieces, languageListed, linkedController, postForAudio } from '../http.js';
+import { aborted, bodyPieces, languageListed, linkedController, postForAudio, voiceFor } from '../http.js';
 import { Pcm16Decoder, split, WavDecoder, type ByteOrder } from '../pcm.js';
 import type { SynthesisRequest, SynthesizedAudio, Synthesizer, SynthesizerCapabilities } from '../synthesizer.js';
 import { Mp3Decoder } from './mp3.js';
@@ -71,14 +71,7 @@ export class JambonzTtsSynthesizer implements Synthesizer {
   }
 
   private voiceFor(request: SynthesisRequest): string | undefined {
-    if (request.voice !== undefined) return request.voice;
-    const byLanguage = this.options.voiceByLanguage;
-    if (request.language !== undefined && byLanguage) {
-      const lower = request.language.toLowerCase();
-      const hit = Object.entries(byLanguage).find(([l]) => l.toLowerCase() === lower) ?? Object.entries(byLanguage).find(([l]) => l.toLowerCase() === lower.split(/[-_]/)[0]);
-      if (hit) return hit[1];
-    }
-    return this.options.voice;
+    return voiceFor(request, { voice: this.options.voice, ...(this.options.voiceByLanguage ? { voiceByLanguage: this.options.voiceByLanguage } : {}) });
   }
 
   private async *run(request: SynthesisRequest): AsyncGenerator<SynthesizedAudio> {

@@ -6,7 +6,7 @@
  * Kokoro) and `wav` (its header says the rate). No SSML: these servers speak plain text.
  */
 import { WhisperlineError } from '../../errors.js';
-import { aborted, bodyPieces, languageListed, linkedController, postForAudio, trimBase } from '../http.js';
+import { aborted, bodyPieces, languageListed, linkedController, postForAudio, trimBase, voiceFor } from '../http.js';
 import { Pcm16Decoder, split, WavDecoder } from '../pcm.js';
 import type { SynthesisRequest, SynthesizedAudio, Synthesizer, SynthesizerCapabilities } from '../synthesizer.js';
 
@@ -73,14 +73,7 @@ export class OpenAiSpeechSynthesizer implements Synthesizer {
   }
 
   private voiceFor(request: SynthesisRequest): string {
-    if (request.voice !== undefined) return request.voice;
-    const byLanguage = this.options.voiceByLanguage;
-    if (request.language !== undefined && byLanguage) {
-      const lower = request.language.toLowerCase();
-      const hit = Object.entries(byLanguage).find(([l]) => l.toLowerCase() === lower) ?? Object.entries(byLanguage).find(([l]) => l.toLowerCase() === lower.split(/[-_]/)[0]);
-      if (hit) return hit[1];
-    }
-    return this.options.voice;
+    return voiceFor(request, { voice: this.options.voice, ...(this.options.voiceByLanguage ? { voiceByLanguage: this.options.voiceByLanguage } : {}) });
   }
 
   private async *run(request: SynthesisRequest): AsyncGenerator<SynthesizedAudio> {
