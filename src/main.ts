@@ -154,6 +154,8 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
     const dialplans = await DialplanStore.open(config.sip.dialplans, { noMatchStatus: config.sip.noMatchStatus, logger: log });
     cleanups.push(() => dialplans.close());
     const synthesizers = createSynthesizers(config.tts, log.child({ component: 'tts' }));
+    // Prompts still being written to the disk cache are finished before the process goes.
+    cleanups.push(() => synthesizers.flush());
     const translators = await createTranslators(config.translation, log.child({ component: 'translation' }));
     checkRuleProviders(dialplans.current().rules.map((r) => ({ rule: r.rule, origin: r.origin })), synthesizers, translators);
     const registry = new CallRegistry({ maxCalls: config.sip.maxCalls, logger: log });

@@ -207,6 +207,12 @@ export class CallSession {
     }
   }
 
+  /** Resolves once the call is active or has started ending (at most 5 s). */
+  private async connectedOrEnded(): Promise<void> {
+    const until = performance.now() + 5000;
+    while (this.stateValue.name === 'connecting' && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
+  }
+
   /** A BYE arrived from one side. */
   remoteBye(side: Side): Promise<void> {
     return this.close(side === 'caller' ? 'bye-caller' : 'bye-callee');
@@ -222,6 +228,9 @@ export class CallSession {
    * the strategy, reported as `call.updated`. Resolves with the SDP answer for that side.
    */
   async reinvite(from: Side, offerSdp: string, update?: RecordingOffer): Promise<string> {
+    // A re-INVITE right behind the ACK can come while the call is still being connected
+    // (subscriptions, the ACK's answer): it waits for that rather than being refused.
+    if (this.stateValue.name === 'connecting') await this.connectedOrEnded();
     const state = this.stateValue;
     if (state.name !== 'active') throw new WhisperlineError('CALL_STATE', `call ${this.callId} is ${state.name}: re-INVITE refused`);
     const result = await state.call.reinvite(from, offerSdp, update);

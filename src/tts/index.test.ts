@@ -55,7 +55,8 @@ describe('the configured synthesizers', () => {
     expect(wasCached(again[0]!)).toBe(true);
     expect(spokenBy(again[0]!)).toBe('kokoro');
     expect(kokoro.requests.length).toBe(before + 1);
-    // Written to disk, under the provider's own directory.
+    // Written to disk (in the background), under the provider's own directory.
+    await set.flush();
     expect(readdirSync(join(dir, 'kokoro')).length).toBeGreaterThanOrEqual(1);
     expect(set.metrics.stats()).toMatchObject({ cache: { hits: 1 } });
   });

@@ -25,6 +25,8 @@ export interface SynthesizerSet {
   readonly names: readonly string[];
   readonly metrics: SynthesisMetrics;
   cacheStats(): Record<string, PromptCacheStats>;
+  /** Resolves once every prompt being written to the disk cache is there (shutdown, tests). */
+  flush(): Promise<void>;
 }
 
 export function createProvider(p: TtsProviderConfig): Synthesizer {
@@ -89,6 +91,9 @@ export function createSynthesizers(config: TtsConfig, logger: Logger): Synthesiz
     names,
     metrics,
     cacheStats: () => Object.fromEntries([...cached].map(([n, c]) => [n, c.stats()])),
+    flush: async () => {
+      await Promise.all([...cached.values()].map((c) => c.flush()));
+    },
   };
 }
 
