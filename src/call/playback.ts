@@ -119,6 +119,8 @@ export class LegPlayback {
   private running = false;
   /** The player has been started and not stopped since. */
   private engaged = false;
+  /** A stop of the player under way (close waits for it: the call's rtpengine session goes next). */
+  private stopping: Promise<number | undefined> | undefined;
   private wake: (() => void) | undefined;
   /** The item whose chunk the player is being asked to start right now. */
   private starting: AudioItem | undefined;
@@ -243,6 +245,8 @@ export class LegPlayback {
         this.engaged = false;
         await this.stopPlayer();
       }
+      // A stop the runner began itself (its queue ran dry) ends before the call's media goes.
+      await this.stopping;
     })());
   }
 
@@ -364,13 +368,20 @@ export class LegPlayback {
     return item.playedBeforeMs + Math.max(0, Math.min(current.durationMs, elapsed));
   }
 
-  private async stopPlayer(): Promise<number | undefined> {
-    try {
-      return (await this.player.stop()).positionMs;
-    } catch (err) {
-      this.options.logger.warn({ err, target: this.target }, 'playback stop failed');
-      return undefined;
-    }
+  private stopPlayer(): Promise<number | undefined> {
+    const stopping = (async () => {
+      try {
+        return (await this.player.stop()).positionMs;
+      } catch (err) {
+        this.options.logger.warn({ err, target: this.target }, 'playback stop failed');
+        return undefined;
+      }
+    })();
+    this.stopping = stopping;
+    void stopping.finally(() => {
+      if (this.stopping === stopping) this.stopping = undefined;
+    });
+    return stopping;
   }
 
   /** Waits `ms`, or until interrupted; `wakeable`: a new queue item ends the wait too. */

@@ -7,6 +7,7 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,8 @@ let ports: ReturnType<typeof rtpPortRange>;
 let gateway: Gateway;
 let sipPort: number;
 let uasPort: number;
+/** Where the jambonz WebSocket application of the `ivr` rule listens (started by its test). */
+let ivrPort: number;
 let ringPort: number;
 let busyPort: number;
 let audioFile: string;
@@ -82,6 +85,7 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     sipPort = await freeTcpPort();
     const adminPort = await freeTcpPort();
     uasPort = await freeUdpPort();
+    ivrPort = await freeTcpPort();
     ringPort = await freeUdpPort();
     busyPort = await freeUdpPort();
     const conf = join(dir, 'drachtio.conf.xml');
@@ -112,6 +116,10 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     match: { requestUser: "^greeting$" }
     action: answer
     say: "Welcome to the support line."
+  - name: ivr
+    match: { requestUser: "^ivr$" }
+    action: app
+    url: "ws://127.0.0.1:${ivrPort}/ivr"
   - name: recorder
     match: { kind: siprec }
     action: siprec
@@ -351,6 +359,39 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
       expect(await rtpe.numSessions()).toBe(0);
     } finally {
       feed.close();
+    }
+  }, 90_000);
+
+  it('(p) a jambonz WebSocket application answers a sipp caller: its prompt, a speech gather with barge-in, speechDetected to the app, goodbye, hang-up', async () => {
+    const { createEndpoint } = (await import('@jambonz/node-client-ws')) as unknown as { createEndpoint: (o: { server: Server }) => (o: { path: string }) => NodeJS.EventEmitter };
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    await new Promise<void>((r) => server.listen(ivrPort, '127.0.0.1', r));
+    const results: Record<string, unknown>[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      session.on('/gather', (evt: Record<string, unknown>) => {
+        results.push(evt);
+        (session.say as (o: unknown) => unknown)({ text: 'Thank you. Goodbye.' });
+        (session.hangup as () => unknown)();
+        (session.reply as () => void)();
+      });
+      (session.gather as (o: unknown) => unknown)({ say: { text: 'Welcome. Please say what you are calling about.' }, input: ['speech'], bargein: true, actionHook: '/gather', timeout: 15 });
+      (session.send as () => void)();
+    });
+    try {
+      const before = events.length;
+      // The caller speaks while the prompt plays, then waits for the gateway to hang up.
+      const r = await callGateway('ivr', scenario('uac-until-bye.xml', { audio_file: audioFile, wait_ms: '30000' }));
+      expect(r.code, r.out).toBe(0);
+      const call = await endedCall(before);
+      expect(results).toEqual([expect.objectContaining({ reason: 'speechDetected', speech: expect.objectContaining({ is_final: true }) })]);
+      expect(call.filter((e) => e.kind === 'speech.started').map((e) => (e.kind === 'speech.started' ? e.text : ''))).toContain('Thank you. Goodbye.');
+      expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+      const stored = gateway.store.eventsAfter(call[0]!.callId, 0).map((e) => e.event);
+      expect(stored.some((e) => e.kind === 'app' && e.what === 'gather' && e.reason === 'speechDetected')).toBe(true);
+      expect(await rtpe.numSessions()).toBe(0);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
     }
   }, 90_000);
 
