@@ -1,7 +1,7 @@
 import { startRecognizers } from './asr/provider.js';
 import type { SpeechRecognizer } from './asr/recognizer.js';
 import type { WhisperEngineStats } from './asr/whisper/engine.js';
-import { appChannelOpener, validateVerbs } from './app/index.js';
+import { appChannelOpener, verbProblems } from './app/index.js';
 import { CallSession, type CallServices } from './call/call-session.js';
 import { SUPPORTED_VERBS } from './call/ivr/runner.js';
 import { CallRegistry } from './call/registry.js';
@@ -214,11 +214,7 @@ export async function startGateway(config: Config, log: Logger): Promise<Gateway
       synthesizerFor: (name) => synthesizers.for(name !== undefined && synthesizers.has(name) ? name : undefined),
       // `app` rules: jambonz applications over webhooks or WebSockets, their verbs checked against jambonz's schemas.
       appChannels: appChannelOpener({ logger: log.child({ component: 'app' }) }),
-      validateVerbs: (verbs) =>
-        verbs.flatMap((verb, index) => {
-          const check = validateVerbs([verb], SUPPORTED_VERBS);
-          return check.ok ? [] : [{ index, message: check.message }];
-        }),
+      validateVerbs: (verbs) => verbProblems(verbs, SUPPORTED_VERBS),
       logger: log,
     };
     const sip =

@@ -10,7 +10,7 @@ import { openWebhookChannel } from './webhook.js';
 import { openWsChannel } from './ws.js';
 
 export type { AppTransportSpec } from './spec.js';
-export { JAMBONZ_VERBS, normaliseVerbs, validateVerbs, type VerbCheck } from './verbs.js';
+export { JAMBONZ_VERBS, normaliseVerbs, validateVerbs, verbProblems, type VerbCheck } from './verbs.js';
 export { WebhookChannel, type WebhookChannelOptions } from './webhook.js';
 export { SUBPROTOCOL, WsChannel, type JambonzCommand, type WsChannelOptions } from './ws.js';
 

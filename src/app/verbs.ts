@@ -123,3 +123,11 @@ function describe(v: unknown): string {
   if (typeof v === 'string') return `a string${v.length <= 40 ? ` ${JSON.stringify(v)}` : ''}`;
   return typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`;
 }
+
+/** Every invalid or unsupported verb of `verbs`, by position, with its message (what the runner reports and skips). */
+export function verbProblems(verbs: readonly Verb[], supported?: readonly string[]): { index: number; message: string }[] {
+  return verbs.flatMap((verb, index) => {
+    const check = validateVerbs([verb], supported);
+    return check.ok ? [] : [{ index, message: check.message }];
+  });
+}

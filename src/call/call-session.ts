@@ -118,6 +118,9 @@ export class CallSession {
   /** Aborted when the call starts closing: cancels set-up work in progress. */
   private readonly setup = new AbortController();
   private resolveEnded!: (reason: CallEndReason) => void;
+  private resolveConnected!: () => void;
+  /** Settles once connecting is over: the call is active, or has started ending. */
+  private readonly connected: Promise<void> = new Promise((resolve) => (this.resolveConnected = resolve));
   /** Settles once the call is closed and every resource released. */
   readonly ended: Promise<CallEndReason> = new Promise((resolve) => (this.resolveEnded = resolve));
 
@@ -182,6 +185,7 @@ export class CallSession {
       this.answeredAtPerf = performance.now();
       this.media.startClock();
       this.stateValue = { name: 'active', answeredAt: Date.now(), call };
+      this.resolveConnected();
       const parties = call.parties.flatMap((name) => this.planOf(name) ?? []);
       this.transcript.start(
         parties.map((p) => p.party),
@@ -207,12 +211,6 @@ export class CallSession {
     }
   }
 
-  /** Resolves once the call is active or has started ending (at most 5 s). */
-  private async connectedOrEnded(): Promise<void> {
-    const until = performance.now() + 5000;
-    while (this.stateValue.name === 'connecting' && performance.now() < until) await new Promise((r) => setTimeout(r, 10));
-  }
-
   /** A BYE arrived from one side. */
   remoteBye(side: Side): Promise<void> {
     return this.close(side === 'caller' ? 'bye-caller' : 'bye-callee');
@@ -230,7 +228,7 @@ export class CallSession {
   async reinvite(from: Side, offerSdp: string, update?: RecordingOffer): Promise<string> {
     // A re-INVITE right behind the ACK can come while the call is still being connected
     // (subscriptions, the ACK's answer): it waits for that rather than being refused.
-    if (this.stateValue.name === 'connecting') await this.connectedOrEnded();
+    if (this.stateValue.name === 'connecting') await this.connected;
     const state = this.stateValue;
     if (state.name !== 'active') throw new WhisperlineError('CALL_STATE', `call ${this.callId} is ${state.name}: re-INVITE refused`);
     const result = await state.call.reinvite(from, offerSdp, update);
@@ -477,6 +475,7 @@ export class CallSession {
     const was = this.stateValue;
     const connected = was.name === 'active' ? was.call : undefined;
     this.stateValue = { name: 'closing', reason };
+    this.resolveConnected();
     this.setup.abort();
     this.log.info({ reason, ...(cause ? { code: cause.code } : {}) }, 'call ending');
     const step = async <T>(what: string, run: () => Promise<T> | T): Promise<T | undefined> => {

@@ -161,3 +161,10 @@ export function voiceFor<V extends string | undefined>(request: { readonly voice
   }
   return options.voice;
 }
+
+/** Whether a provider speaks `language`: its configured list, else its per-language voices, else everything. */
+export function speaksLanguage(options: { readonly languages?: readonly string[]; readonly voiceByLanguage?: Readonly<Record<string, string>> }, language: string): boolean {
+  if (options.languages) return languageListed(options.languages, language);
+  if (options.voiceByLanguage) return languageListed(Object.keys(options.voiceByLanguage), language);
+  return true;
+}

@@ -15,7 +15,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { appChannelOpener, validateVerbs } from '../../src/app/index.js';
+import { appChannelOpener, verbProblems } from '../../src/app/index.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import { SUPPORTED_VERBS } from '../../src/call/ivr/runner.js';
@@ -64,10 +64,7 @@ export async function main(args: string[]): Promise<void> {
   const services = h.services({
     synthesizerFor: () => tts,
     appChannels: appChannelOpener(),
-    validateVerbs: (vs) => vs.flatMap((v, index) => {
-      const c = validateVerbs([v], SUPPORTED_VERBS);
-      return c.ok ? [] : [{ index, message: c.message }];
-    }),
+    validateVerbs: (vs) => verbProblems(vs, SUPPORTED_VERBS),
   });
   const fixture = await speechFixture({ sentences: ['I would like to check my balance please.'], gapsMs: [], sampleRate: 8000, leadMs: 0, tailMs: 0 });
   const pcm8k = new Resampler(16000, 8000).process(fixture.samples16k);

@@ -10,7 +10,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { audioForkOpener, ForkTotals } from '../../src/feeds/audio-fork.js';
-import { appChannelOpener, validateVerbs } from '../../src/app/index.js';
+import { appChannelOpener, verbProblems } from '../../src/app/index.js';
 import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import type { Verb } from '../../src/call/app-channel.js';
@@ -32,11 +32,7 @@ let h: CallHarness;
 let callerSpeech: Uint8Array[];
 const espeak = new EspeakSynthesizer();
 
-const validate = (verbs: readonly Verb[]): { index: number; message: string }[] =>
-  verbs.flatMap((v, index) => {
-    const check = validateVerbs([v], SUPPORTED_VERBS);
-    return check.ok ? [] : [{ index, message: check.message }];
-  });
+const validate = (verbs: readonly Verb[]): { index: number; message: string }[] => verbProblems(verbs, SUPPORTED_VERBS);
 
 beforeAll(async () => {
   h = await startCallHarness();

@@ -50,6 +50,12 @@ export interface IvrRunnerDeps {
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined);
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
 
+/** A gather and the prompt nested in it: the prompt says how it can be stopped and resumed. */
+interface GatherPrompt {
+  readonly gather: Gather;
+  prompt?: PromptControl;
+}
+
 /** A verb ended early because the application replaced the verbs (a redirect). */
 class Replaced extends Error {}
 
@@ -244,7 +250,7 @@ export class IvrRunner {
     return { ...(language ? { language: shortLanguage(language) } : {}), ...(voice ? { voice } : {}) };
   }
 
-  private async say(verb: Verb, signal: AbortSignal, control?: { gather: Gather }): Promise<void> {
+  private async say(verb: Verb, signal: AbortSignal, control?: GatherPrompt): Promise<void> {
     const loops = Math.max(1, num(verb.loop) ?? 1);
     const texts = this.texts(verb);
     for (let l = 0; l < loops && !signal.aborted; l++) {
@@ -256,7 +262,7 @@ export class IvrRunner {
   }
 
   /** One text; inside a gather its barge-in can stop it, and a false interruption resume it. */
-  private async sayOne(text: string, options: { language?: string; voice?: string }, signal: AbortSignal, control?: { gather: Gather }, startAtMs = 0): Promise<void> {
+  private async sayOne(text: string, options: { language?: string; voice?: string }, signal: AbortSignal, control?: GatherPrompt, startAtMs = 0): Promise<void> {
     const ssml = /^\s*<speak[\s>]/.test(text);
     control?.gather.promptStarted(text);
     let resumeAt: number | undefined;
@@ -272,7 +278,7 @@ export class IvrRunner {
         resumed?.();
       },
     };
-    if (control) (control as { prompt?: PromptControl }).prompt = prompt;
+    if (control) control.prompt = prompt;
     const outcome = await this.deps.speaker.say('caller', { text, ...options, ...(ssml ? { ssml: true } : {}), purpose: 'prompt', ...(startAtMs > 0 ? { startAtMs } : {}) });
     if (signal.aborted) return;
     if (outcome.status === 'interrupted' && control) {
@@ -286,13 +292,13 @@ export class IvrRunner {
     if (outcome.status === 'failed') throw outcome.error ?? new WhisperlineError('TTS_FAILED', `say: could not speak "${text.slice(0, 40)}"`);
   }
 
-  private async play(verb: Verb, signal: AbortSignal, control?: { gather: Gather }): Promise<void> {
+  private async play(verb: Verb, signal: AbortSignal, control?: GatherPrompt): Promise<void> {
     const urls = Array.isArray(verb.url) ? verb.url.filter((u): u is string => typeof u === 'string') : typeof verb.url === 'string' ? [verb.url] : [];
     const loops = Math.max(1, num(verb.loop) ?? 1);
     const playback = this.deps.playback.to('caller');
     if (!playback) return;
     // Inside a gather: barge-in stops the clip (a played file is not resumed).
-    if (control) (control as { prompt?: PromptControl }).prompt = { interrupt: async () => (await playback.interrupt({ owner: 'prompt' })).stopped?.playedMs ?? 0, resume: () => undefined };
+    if (control) control.prompt = { interrupt: async () => (await playback.interrupt({ owner: 'prompt' })).stopped?.playedMs ?? 0, resume: () => undefined };
     for (let l = 0; l < loops && !signal.aborted; l++) {
       for (const url of urls) {
         const clip = await this.audio(url, signal);
@@ -357,9 +363,10 @@ export class IvrRunner {
       falseInterruptionMs: 2000,
     };
     const nested = (verb.say as Verb | undefined) ?? (verb.play as Verb | undefined);
-    const control = { gather: undefined as unknown as Gather, prompt: undefined as PromptControl | undefined };
-    const gather = new Gather(spec, nested ? { interrupt: () => control.prompt?.interrupt() ?? Promise.resolve(0), resume: (ms) => control.prompt?.resume(ms) } : undefined);
-    control.gather = gather;
+    // The gather asks the prompt through this holder: the say or play below fills in how.
+    const holder: { prompt?: PromptControl } = {};
+    const gather = new Gather(spec, nested ? { interrupt: () => holder.prompt?.interrupt() ?? Promise.resolve(0), resume: (ms) => holder.prompt?.resume(ms) } : undefined);
+    const control: GatherPrompt = Object.assign(holder, { gather });
     this.current!.gather = gather;
     const partialHook = verb.partialResultHook as string | { url: string } | undefined;
     if (partialHook !== undefined) {

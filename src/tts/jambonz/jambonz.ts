@@ -13,7 +13,7 @@
  * `l16ByteOrder: 'big'` is there for a server that follows the RFC.
  */
 import { WhisperlineError } from '../../errors.js';
-import { aborted, bodyPieces, languageListed, linkedController, postForAudio, voiceFor } from '../http.js';
+import { aborted, bodyPieces, linkedController, postForAudio, speaksLanguage, voiceFor } from '../http.js';
 import { Pcm16Decoder, split, WavDecoder, type ByteOrder } from '../pcm.js';
 import type { SynthesisRequest, SynthesizedAudio, Synthesizer, SynthesizerCapabilities } from '../synthesizer.js';
 import { Mp3Decoder } from './mp3.js';
@@ -64,10 +64,7 @@ export class JambonzTtsSynthesizer implements Synthesizer {
   }
 
   private speaks(language: string): boolean {
-    const { languages, voiceByLanguage } = this.options;
-    if (languages) return languageListed(languages, language);
-    if (voiceByLanguage) return languageListed(Object.keys(voiceByLanguage), language);
-    return true;
+    return speaksLanguage(this.options, language);
   }
 
   private voiceFor(request: SynthesisRequest): string | undefined {

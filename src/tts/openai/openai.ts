@@ -6,7 +6,7 @@
  * Kokoro) and `wav` (its header says the rate). No SSML: these servers speak plain text.
  */
 import { WhisperlineError } from '../../errors.js';
-import { aborted, bodyPieces, languageListed, linkedController, postForAudio, trimBase, voiceFor } from '../http.js';
+import { aborted, bodyPieces, linkedController, postForAudio, speaksLanguage, trimBase, voiceFor } from '../http.js';
 import { Pcm16Decoder, split, WavDecoder } from '../pcm.js';
 import type { SynthesisRequest, SynthesizedAudio, Synthesizer, SynthesizerCapabilities } from '../synthesizer.js';
 
@@ -66,10 +66,7 @@ export class OpenAiSpeechSynthesizer implements Synthesizer {
   }
 
   private speaks(language: string): boolean {
-    const { languages, voiceByLanguage } = this.options;
-    if (languages) return languageListed(languages, language);
-    if (voiceByLanguage) return languageListed(Object.keys(voiceByLanguage), language);
-    return true;
+    return speaksLanguage(this.options, language);
   }
 
   private voiceFor(request: SynthesisRequest): string {
