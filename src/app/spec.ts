@@ -6,8 +6,6 @@
 import type { AppChannelSpec } from '../call/app-channel.js';
 
 export interface AppTransportSpec extends AppChannelSpec {
-  /** Webhook: the call status hook (jambonz's `call_status_hook`); `status()` does nothing without it. */
-  readonly statusUrl?: string;
   /** Webhook: the method of the new-call request (jambonz's `call_hook.method`). Default POST; GET sends no body. */
   readonly method?: 'GET' | 'POST';
 }

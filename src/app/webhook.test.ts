@@ -157,6 +157,22 @@ describe('webhook application channel', () => {
     expect(seen[2]!.body).toEqual({ ...ATTRIBUTES, call_status: 'completed', sip_status: 200 });
   });
 
+  it('the last status (completed, sent as the call closes) is not cut short by close(), which waits for it', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const { url, seen } = await app((req, res) => (req.path === '/status' ? void held.then(() => res.writeHead(204).end()) : json(res, [{ verb: 'hangup' }])));
+    const channel = openAppChannel({ url, callSid: 'call-1', statusUrl: '/status' });
+    await channel.start(ATTRIBUTES);
+    channel.status({ call_status: 'completed' });
+    let closed = false;
+    const closing = channel.close().then(() => (closed = true));
+    await expect.poll(() => seen.filter((s) => s.path === '/status').length).toBe(1);
+    expect(closed).toBe(false);
+    release();
+    await closing;
+    expect(seen.at(-1)!.body).toMatchObject({ call_status: 'completed' });
+  });
+
   it('sends Basic and Bearer credentials on every request to the app, none to another origin', async () => {
     const other = await app((_req, res) => res.writeHead(204).end());
     const { url, seen } = await app((req, res) => (req.path === '/' ? json(res, [{ verb: 'pause', length: 1 }]) : res.writeHead(204).end()));

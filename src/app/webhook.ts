@@ -140,6 +140,8 @@ export class WebhookChannel implements AppChannel {
   private readonly closer = new AbortController();
   private attributes: CallAttributes | undefined;
   private closed = false;
+  /** Status requests under way: the last one (completed) is sent while the call closes, and waited for. */
+  private readonly statusSends = new Set<Promise<unknown>>();
   private readonly log: Logger | undefined;
 
   constructor(
@@ -179,9 +181,11 @@ export class WebhookChannel implements AppChannel {
 
   status(payload: Readonly<Record<string, unknown>>): void {
     if (this.closed || this.statusUrl === undefined) return;
-    this.send(this.statusUrl, 'POST', { ...this.attributes, ...payload }, undefined, 'call:status').catch((err: unknown) => {
-      this.log?.warn({ err }, 'call status hook failed');
-    });
+    // Not cut short by close(): the `completed` status is sent as the call ends (bounded by the timeout).
+    const sending = this.send(this.statusUrl, 'POST', { ...this.attributes, ...payload }, undefined, 'call:status', false)
+      .catch((err: unknown) => this.log?.warn({ err }, 'call status hook failed'))
+      .finally(() => this.statusSends.delete(sending));
+    this.statusSends.add(sending);
   }
 
   error(message: string, details?: Readonly<Record<string, unknown>>): void {
@@ -193,19 +197,20 @@ export class WebhookChannel implements AppChannel {
     // Webhook applications cannot push anything: they only answer requests.
   }
 
-  close(): Promise<void> {
+  /** Aborts the hooks under way; resolves once the status requests sent so far are done. */
+  async close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
       this.closer.abort();
     }
-    return Promise.resolve();
+    await Promise.all([...this.statusSends]);
   }
 
   private usable(what: string): void {
     if (this.closed) throw new WhisperlineError('APP_FAILED', `${what}: the application channel is closed`);
   }
 
-  private send(url: URL, method: string, body: Readonly<Record<string, unknown>>, own: string | undefined, what: string): Promise<unknown> {
+  private send(url: URL, method: string, body: Readonly<Record<string, unknown>>, own: string | undefined, what: string, abortOnClose = true): Promise<unknown> {
     const sameOrigin = url.origin === this.appUrl.origin;
     return requestJson({
       url,
@@ -213,7 +218,7 @@ export class WebhookChannel implements AppChannel {
       body,
       authorization: own ?? (sameOrigin ? authorization(this.spec.auth) : undefined),
       timeoutMs: this.timeoutMs,
-      signal: this.closer.signal,
+      ...(abortOnClose ? { signal: this.closer.signal } : {}),
       what,
     });
   }

@@ -65,6 +65,8 @@ export interface AppChannelSpec {
   readonly callSid: string;
   /** How long one request (session:new, a hook) may take before APP_FAILED (ms). */
   readonly timeoutMs?: number;
+  /** Webhook: the call status hook (jambonz's `call_status_hook`); the WebSocket transport sends `call:status` on the socket. */
+  readonly statusUrl?: string;
 }
 
 /** Opens a call's channel to its application (the composition root gives the app/ transport). */

@@ -25,6 +25,8 @@ export class CallMedia {
   private readonly audio = new Map<string, PartyAudio>();
   /** Party → rtpengine tag it is subscribed to, the subscription, and the totals of the ones it replaced. */
   private readonly subscriptions = new Map<string, { readonly tag: string; subscription: MediaSubscription | undefined; earlier: PartyRtpStats | undefined }>();
+  /** The statistics of parties whose taps ended before the call (a dialed leg that hung up). */
+  private readonly finished = new Map<string, PartyRtpStats>();
   private recorder: RecorderLeg | undefined;
   private clockZero: number | undefined;
   private closed: Promise<Record<string, PartyRtpStats>> | undefined;
@@ -90,6 +92,16 @@ export class CallMedia {
     }
   }
 
+  /** Ends a party's subscription (a dialed leg that is gone); its statistics stay for `close()`. */
+  async unsubscribe(party: string): Promise<void> {
+    const entry = this.subscriptions.get(party);
+    if (!entry) return;
+    this.subscriptions.delete(party);
+    const stats = entry.subscription ? mergePartyStats(entry.earlier, entry.subscription.stats()) : entry.earlier;
+    if (stats) this.finished.set(party, stats);
+    await entry.subscription?.close();
+  }
+
   /** The recorder's sockets are the taps of a recording (their statistics are the parties'). */
   adoptRecorder(recorder: RecorderLeg): void {
     this.recorder = recorder;
@@ -98,7 +110,7 @@ export class CallMedia {
   /** Ends every tap (the parties' last frames go out) and returns each party's RTP statistics. Idempotent. */
   close(): Promise<Record<string, PartyRtpStats>> {
     return (this.closed ??= (async () => {
-      const stats: Record<string, PartyRtpStats> = {};
+      const stats: Record<string, PartyRtpStats> = Object.fromEntries(this.finished);
       for (const [party, entry] of this.subscriptions) {
         if (entry.subscription) {
           stats[party] = mergePartyStats(entry.earlier, entry.subscription.stats());

@@ -12,6 +12,7 @@ import type { TranscriptOpener } from '../pipeline/speech-runtime.js';
 import type { CallEndReason, CallParty, TranscriptEvent } from '../transcripts/events.js';
 import type { Synthesizer } from '../tts/synthesizer.js';
 import { CallMedia } from './call-media.js';
+import { unansweredOutcome, type DialOutcome, type DialRequest } from './dial.js';
 import { CallEndedError, isCallEnded } from './errors.js';
 import type { AppChannelOpener, CallAttributes, Verb } from './app-channel.js';
 import { Interpreter } from './interpreter.js';
@@ -114,6 +115,10 @@ export class CallSession {
   /** Audio streams out opened by a voice application's `listen` verbs. */
   private readonly listens = new Set<AudioFork>();
   private answeredAtPerf = 0;
+  /** The voice application's dial in progress: its callee's BYE ends the dial, not the call. */
+  private dialing: { readonly calleeBye: () => void } | undefined;
+  /** Dials so far: each dialed leg is its own party (callee, callee-2, ...). */
+  private dials = 0;
   private closing: Promise<void> | undefined;
   /** Aborted when the call starts closing: cancels set-up work in progress. */
   private readonly setup = new AbortController();
@@ -211,9 +216,83 @@ export class CallSession {
     }
   }
 
-  /** A BYE arrived from one side. */
+  /** A BYE arrived from one side (a dialed leg's ends its dial only). */
   remoteBye(side: Side): Promise<void> {
+    // An application's call has no callee but its dialed legs: their BYE ends a dial, never the call.
+    if (side === 'callee' && this.deps.rule.action === 'app') {
+      this.dialing?.calleeBye();
+      return Promise.resolve();
+    }
     return this.close(side === 'caller' ? 'bye-caller' : 'bye-callee');
+  }
+
+  /**
+   * A voice application's `dial`: the answered caller is bridged to the first target to answer,
+   * the callee is transcribed as its own party (`callee`, then `callee-2`...) as a bridge rule's
+   * is, until the callee hangs up, the time limit, the application takes the call back
+   * (`request.signal`) or the caller hangs up. Then the callee's last finals are out, the caller
+   * is the gateway's again, and the outcome says how it went (jambonz's dial_call_status).
+   */
+  async dial(request: DialRequest): Promise<DialOutcome> {
+    const state = this.stateValue;
+    const { dialer } = this.deps;
+    const bridgeTo = state.name === 'active' ? state.call.bridgeTo?.bind(state.call) : undefined;
+    const unbridge = state.name === 'active' ? state.call.unbridge?.bind(state.call) : undefined;
+    if (!bridgeTo || !unbridge) throw new WhisperlineError('CALL_STATE', `call ${this.callId} cannot dial (${state.name}, ${this.deps.rule.action})`);
+    if (!dialer) throw new WhisperlineError('CALL_STATE', `call ${this.callId} has no dialer`);
+    if (this.dialing) throw new WhisperlineError('CALL_STATE', `call ${this.callId} is already dialing`);
+    const ring = new AbortController();
+    const ringTimer = setTimeout(() => ring.abort(), request.ringTimeoutMs);
+    let calleeBye!: () => void;
+    const byeSeen = new Promise<'callee'>((resolve) => (calleeBye = () => resolve('callee')));
+    // Set before the INVITE: a callee may hang up the moment it answers.
+    this.dialing = { calleeBye: () => calleeBye() };
+    let answered: Awaited<ReturnType<typeof bridgeTo>>;
+    try {
+      answered = await bridgeTo(request.targets, dialer, AbortSignal.any([request.signal, this.setup.signal, ring.signal]), request.options);
+    } catch (err) {
+      this.dialing = undefined;
+      if (request.signal.aborted || this.closing) throw new CallEndedError(this.callId, 'dialing');
+      this.log.info({ targets: request.targets, err: asWhisperlineError(err, 'dial failed').message }, 'dial not answered');
+      return unansweredOutcome(err, ring.signal.aborted);
+    } finally {
+      clearTimeout(ringTimer);
+    }
+    const startedAt = performance.now();
+    const party = ++this.dials === 1 ? 'callee' : `callee-${this.dials}`;
+    // Every dialed party is transcribed as the rule's `callee` says.
+    const plan = this.planOf(party, 'callee');
+    let input: PartyInput | undefined;
+    if (plan) {
+      try {
+        await this.media.subscribe(party, answered.leg.toTag);
+        input = this.transcript.addParty(party, plan.options);
+        this.inputs.set(party, input);
+      } catch (err) {
+        this.log.warn({ err, party }, 'the dialed party could not be tapped: not transcribed');
+      }
+    }
+    this.log.info({ target: answered.target, party }, 'dial answered: bridged');
+    request.onAnswered?.({ party: input ? party : undefined, target: answered.target });
+    let limitTimer: NodeJS.Timeout | undefined;
+    const endedBy = await Promise.race([
+      byeSeen,
+      aborted(request.signal, 'application' as const),
+      aborted(this.setup.signal, 'caller' as const),
+      ...(request.timeLimitMs !== undefined ? [new Promise<'time-limit'>((resolve) => (limitTimer = setTimeout(() => resolve('time-limit'), request.timeLimitMs)))] : []),
+    ]);
+    clearTimeout(limitTimer);
+    this.dialing = undefined;
+    const durationS = Math.round((performance.now() - startedAt) / 1000);
+    // The caller hung up: the call's own ending hangs up the dialed leg and ends every party.
+    if (!this.closing) {
+      await this.media.unsubscribe(party);
+      this.inputs.delete(party);
+      await input?.end();
+      await unbridge({ calleeHungUp: endedBy === 'callee' });
+    }
+    this.log.info({ party, endedBy, durationS }, 'dial ended');
+    return { callStatus: 'completed', sipStatus: 200, callSid: answered.leg.toTag, target: answered.target, ...(input ? { party } : {}), durationS, endedBy };
   }
 
   /** CANCEL before the call was answered (the SIP stack answers it 487 itself). */
@@ -299,10 +378,10 @@ export class CallSession {
    * How a party is transcribed, per the rule (undefined: it is not). A rule without `parties`
    * transcribes every party of its action; a recording transcribes every recorded stream.
    */
-  private planOf(name: string): { party: CallParty; options: PartyOptions } | undefined {
+  private planOf(name: string, planName = name): { party: CallParty; options: PartyOptions } | undefined {
     const { rule } = this.deps;
     const plans = rule.action === 'siprec' ? undefined : rule.parties;
-    const plan = plans === undefined ? { transcribe: true } : plans[name];
+    const plan = plans === undefined ? { transcribe: true } : plans[planName];
     if (!plan?.transcribe) return undefined;
     return {
       party: { name, ...(plan.label ? { label: plan.label } : {}) },
@@ -370,7 +449,7 @@ export class CallSession {
       call_status: 'in-progress',
       ...(inbound.requestUri ? { local_sip_address: inbound.requestUri } : {}),
     };
-    const channel = services.appChannels({ url: rule.url, callSid, ...(rule.auth ? { auth: rule.auth } : {}) });
+    const channel = services.appChannels({ url: rule.url, callSid, ...(rule.auth ? { auth: rule.auth } : {}), ...(rule.statusHook !== undefined ? { statusUrl: rule.statusHook } : {}) });
     this.cleanups.push({ what: 'app channel close', run: () => channel.close() });
     const runner = new IvrRunner({
       channel,
@@ -381,6 +460,8 @@ export class CallSession {
       hangUp: (why, cause) => this.close(why, cause),
       ...(services.validateVerbs ? { validate: services.validateVerbs } : {}),
       ...(services.audioForks ? { listen: (plan: AudioForkPlan, metadata: Readonly<Record<string, unknown>>) => this.openListen(plan, metadata) } : {}),
+      ...(this.deps.dialer ? { dial: (request: DialRequest) => this.dial(request) } : {}),
+      dialRouting: { ...(rule.dial?.trunk !== undefined ? { trunk: rule.dial.trunk } : {}), ...(rule.dial?.allow !== undefined ? { allow: new RegExp(rule.dial.allow) } : {}) },
       defaults: { ...(rule.language !== undefined && rule.language !== 'auto' ? { language: rule.language } : {}), ...(rule.voice !== undefined ? { voice: rule.voice } : {}), ...(rule.bargein !== undefined ? { bargein: rule.bargein } : {}) },
       logger: this.log.child({ app: rule.url }),
     });
@@ -526,6 +607,11 @@ export class CallSession {
     this.log.info({ reason, durationMs, ...(sipStatus !== undefined ? { sipStatus } : {}) }, 'call ended');
     this.resolveEnded(reason);
   }
+}
+
+/** Resolves with `value` once `signal` aborts. */
+function aborted<T>(signal: AbortSignal, value: T): Promise<T> {
+  return new Promise((resolve) => (signal.aborted ? resolve(value) : signal.addEventListener('abort', () => resolve(value), { once: true })));
 }
 
 /** `work`, or nothing once `ms` have passed (it goes on, unawaited). */

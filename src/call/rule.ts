@@ -96,6 +96,10 @@ export interface AppRule extends CallRuleCommon {
   /** Session defaults before the application's own `config` verb. */
   readonly voice?: string;
   readonly bargein?: boolean;
+  /** Webhook applications: where `call:status` updates are POSTed (jambonz's call status hook). */
+  readonly statusHook?: string;
+  /** `dial` verbs: where phone numbers go (a sip: URI without user), and the URIs that may be dialed (a regular expression). */
+  readonly dial?: { readonly trunk?: string; readonly allow?: string };
 }
 
 export type CallRule = AnswerRule | BridgeRule | RecordingRule | AppRule;

@@ -68,13 +68,27 @@ export interface OutboundLeg {
   modify(offer: string): Promise<string>;
 }
 
+/** How an outbound INVITE is placed, beyond its target and offer. */
+export interface DialOptions {
+  /**
+   * Whether the callee's ringing is relayed to the caller (a bridge rule, before the caller is
+   * answered). A voice application's `dial` comes after the answer: nothing is relayed.
+   */
+  readonly relayProgress?: boolean;
+  /** The user part of the From URI (jambonz's `callerId`); the caller's own otherwise. */
+  readonly callingNumber?: string;
+  /** Extra headers of the INVITE (jambonz's `dial.headers`). */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
 export interface OutboundDialer {
   /**
    * Places the outbound INVITE with `offer` (rtpengine's SDP) and resolves on its 200 OK. Rejects
    * with CALLEE_REJECTED (carrying the callee's final status) or CALLEE_UNREACHABLE. When `signal`
-   * aborts first (the caller cancelled), the INVITE is CANCELled and the promise rejects.
+   * aborts first (the caller cancelled, a ring timeout), the INVITE is CANCELled and the promise
+   * rejects.
    */
-  dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal): Promise<OutboundLeg>;
+  dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal, options?: DialOptions): Promise<OutboundLeg>;
 }
 
 /** Provisional responses of the outbound leg that the caller should hear about. */

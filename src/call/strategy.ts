@@ -11,7 +11,7 @@ import type { CallMedia } from './call-media.js';
 import type { PlaybackTarget } from './playback.js';
 import type { RecordingOffer } from './recording.js';
 import type { CallRule } from './rule.js';
-import type { InboundLeg } from './signalling.js';
+import type { DialOptions, InboundLeg, OutboundDialer, OutboundLeg } from './signalling.js';
 
 export type Side = 'caller' | 'callee';
 
@@ -67,6 +67,14 @@ export interface ConnectedCall {
   adopt(side: Side, answer: string): Promise<{ readonly hold: boolean } | undefined>;
   /** The far side's part of the ending (BYE to a bridge's callee unless it sent one). */
   hangUp(reason: CallEndReason): Promise<void>;
+  /**
+   * An answered call only (a voice application's `dial`): dials every target at once and bridges
+   * the caller to the first that answers, until `unbridge`. Rejects as the dialer does; the
+   * caller stays on the gateway's leg then.
+   */
+  bridgeTo?(targets: readonly string[], dialer: OutboundDialer, signal: AbortSignal, options?: DialOptions): Promise<{ readonly leg: OutboundLeg; readonly target: string }>;
+  /** Ends `bridgeTo`'s bridge (a BYE to the dialed leg unless it hung up); the caller is the gateway's again. */
+  unbridge?(options: { readonly calleeHungUp: boolean }): Promise<void>;
 }
 
 export interface CallStrategy {

@@ -259,3 +259,32 @@ export function sameSessionVersion(previous: string, next: string): boolean {
   const a = origin(previous);
   return a !== undefined && a === origin(next);
 }
+
+/**
+ * `offer` with its audio narrowed to the codec `answered` settled on (plus telephone-event and
+ * CN): what a party that is not asked again (no re-INVITE) goes on sending. A voice application's
+ * `dial` offers the callee this, so rtpengine never relays a codec the callee did not accept.
+ * The offer is returned unchanged when the answer names no codec it offered.
+ */
+export function narrowedToAnswered(offer: string, answered: string): string {
+  const session = parseSdp(offer);
+  const audio = session.media.find((m) => m.type === 'audio' && m.port !== 0);
+  const answer = parseSdp(answered).media.find((m) => m.type === 'audio' && m.port !== 0);
+  if (!audio || !answer) return offer;
+  const chosen = offeredPayloadTypes(answer)
+    .map((pt) => encodingOf(answer, pt))
+    .find((e) => e !== undefined && !PASSED.has(e.name.toLowerCase()));
+  if (!chosen) return offer;
+  const same = (e: { name: string; rate: number } | undefined): boolean => e !== undefined && e.name.toLowerCase() === chosen.name.toLowerCase() && e.rate === chosen.rate;
+  const keep = offeredPayloadTypes(audio).filter((pt) => {
+    const e = encodingOf(audio, pt);
+    return same(e) || (e !== undefined && PASSED.has(e.name.toLowerCase()));
+  });
+  if (!keep.some((pt) => same(encodingOf(audio, pt)))) return offer;
+  const kept = new Set(keep);
+  audio.payloads = keep.join(' ');
+  audio.rtp = audio.rtp.filter((r) => kept.has(r.payload));
+  audio.fmtp = (audio.fmtp ?? []).filter((f) => kept.has(f.payload));
+  if (audio.rtcpFb) audio.rtcpFb = audio.rtcpFb.filter((f) => kept.has(Number(f.payload)));
+  return writeSdp(session);
+}

@@ -5,7 +5,7 @@ import { CalleeRejectedError, CallEndedError } from '../call/errors.js';
 import type { RecordingOffer } from '../call/recording.js';
 import type { CallRegistry } from '../call/registry.js';
 import type { CallRule } from '../call/rule.js';
-import { relayableProgress, type AnswerWarning, type CallEnding, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
+import { relayableProgress, type AnswerWarning, type CallEnding, type DialOptions, type InboundLeg, type OutboundDialer, type OutboundLeg } from '../call/signalling.js';
 import type { SipConfig } from '../config/schema.js';
 import { asWhisperlineError, WhisperlineError } from '../errors.js';
 import { callLogger, type Logger } from '../log.js';
@@ -451,7 +451,7 @@ class DrachtioDialer implements OutboundDialer {
     private readonly log: Logger,
   ) {}
 
-  async dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal): Promise<OutboundLeg> {
+  async dial(target: string, offer: string, inbound: InboundLeg, signal: AbortSignal, options: DialOptions = {}): Promise<OutboundLeg> {
     let invite: Req | undefined;
     const cancel = (): void => invite?.cancel(() => undefined);
     signal.addEventListener('abort', cancel, { once: true });
@@ -459,7 +459,11 @@ class DrachtioDialer implements OutboundDialer {
     try {
       dialog = await this.srf.createUAC(
         target,
-        { localSdp: offer, headers: { 'X-Whisperline-Call-ID': inbound.callId } },
+        {
+          localSdp: offer,
+          headers: { ...options.headers, 'X-Whisperline-Call-ID': inbound.callId },
+          ...(options.callingNumber !== undefined ? { callingNumber: options.callingNumber } : {}),
+        },
         {
           // drachtio-srf calls this with (err, req), whatever its typings say.
           cbRequest: ((err: unknown, req?: Req) => {
@@ -469,6 +473,7 @@ class DrachtioDialer implements OutboundDialer {
           }) as unknown as (req: Req) => void,
           // The caller hears the agent's phone ring.
           cbProvisional: (res) => {
+            if (options.relayProgress === false) return;
             const status = relayableProgress(res.status);
             if (status) void inbound.progress(status).catch(() => undefined);
           },

@@ -152,6 +152,29 @@ rules:
     );
   });
 
+  it('reads an app rule\'s status hook and dial routing, and refuses them, or a bad trunk or pattern, elsewhere', () => {
+    const app = plan(`rules:
+  - name: ivr
+    action: app
+    url: http://127.0.0.1:3000/ivr
+    statusHook: http://127.0.0.1:3000/status
+    dial: { trunk: "sip:carrier.example.com:5060;transport=tcp", allow: "@10\\\\.0\\\\." }
+`).decide(facts());
+    expect(app).toMatchObject({ rule: { action: 'app', statusHook: 'http://127.0.0.1:3000/status', dial: { trunk: 'sip:carrier.example.com:5060;transport=tcp', allow: '@10\\.0\\.' } } });
+    const found = issues(`rules:
+  - { name: a, action: answer, dial: { trunk: "sip:x.example.com" }, statusHook: "http://x/status" }
+  - { name: b, action: app, url: "ws://127.0.0.1/x", dial: { trunk: "sip:1000@x.example.com", allow: "([" } }
+`);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        { path: 'rules.0.dial', message: 'dial is only for app rules (this one is answer)' },
+        { path: 'rules.0.statusHook', message: 'statusHook is only for app rules (this one is answer)' },
+        { path: 'rules.1.dial.trunk', message: expect.stringMatching(/without a user part/) },
+        { path: 'rules.1.dial.allow', message: expect.stringMatching(/invalid regular expression/) },
+      ]),
+    );
+  });
+
   it('rejects duplicate rule names', () => {
     expect(issues('rules: [{ name: x, action: answer }, { name: x, action: siprec }]')).toEqual([{ path: 'rules', message: 'duplicate rule name "x"' }]);
   });

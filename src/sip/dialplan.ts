@@ -77,6 +77,16 @@ const RuleFileSchema = z
     voice: z.string().min(1).optional(),
     /** `app`: barge-in for gathers that do not say (jambonz's default: off). */
     bargein: z.boolean().optional(),
+    /** `app` (webhook): where call status changes are POSTed (jambonz's call status hook). */
+    statusHook: z.string().regex(/^https?:\/\/[^\s]+$/, 'expected an http(s):// URL').optional(),
+    /** `app`: the application's `dial` verbs: where phone numbers go, and which URIs may be dialed. */
+    dial: z
+      .object({
+        trunk: z.string().regex(/^sips?:[^\s@]+$/, 'expected a sip: or sips: URI without a user part (sip:carrier.example.com:5060)').optional(),
+        allow: regex.optional(),
+      })
+      .strict()
+      .optional(),
     /** `bridge`: where the B2BUA sends the call. */
     target: z.string().regex(/^sips?:/, 'expected a sip: or sips: URI').optional(),
     /** `reject`: the SIP status and reason phrase. */
@@ -130,7 +140,7 @@ const RuleFileSchema = z
   .superRefine((r, ctx) => {
     if (r.action === 'app' && !r.url) ctx.addIssue({ code: 'custom', path: ['url'], message: 'an app rule needs the application URL (http(s):// webhook or ws(s):// WebSocket)' });
     if (r.action !== 'app') {
-      for (const key of ['url', 'auth', 'voice', 'bargein'] as const) {
+      for (const key of ['url', 'auth', 'voice', 'bargein', 'statusHook', 'dial'] as const) {
         if (r[key] !== undefined) ctx.addIssue({ code: 'custom', path: [key], message: `${key} is only for app rules (this one is ${r.action})` });
       }
     }
@@ -219,6 +229,8 @@ function toDialplanRule(r: RuleFile): DialplanRule {
               ...(r.auth ? { auth: r.auth } : {}),
               ...(r.voice !== undefined ? { voice: r.voice } : {}),
               ...(r.bargein !== undefined ? { bargein: r.bargein } : {}),
+              ...(r.statusHook !== undefined ? { statusHook: r.statusHook } : {}),
+              ...(r.dial !== undefined ? { dial: { ...(r.dial.trunk !== undefined ? { trunk: r.dial.trunk } : {}), ...(r.dial.allow !== undefined ? { allow: r.dial.allow } : {}) } } : {}),
             }
           : { ...common, action: r.action };
   return { match: r.match, rule };

@@ -276,7 +276,7 @@ export interface AppEvent {
   readonly kind: 'app';
   readonly callId: string;
   readonly seq: number;
-  readonly what: 'verb' | 'hook' | 'gather' | 'error';
+  readonly what: 'verb' | 'hook' | 'gather' | 'dial' | 'error';
   readonly verb?: string;
   /** verb: `done`, `failed`, `replaced` (a hook's or a redirect's new verbs took over). */
   readonly status?: string;
@@ -287,6 +287,10 @@ export interface AppEvent {
   readonly transcript?: string;
   readonly digits?: string;
   readonly message?: string;
+  /** dial: the target dialed (or that answered), the party its speech is transcribed as, the SIP status. */
+  readonly target?: string;
+  readonly party?: string;
+  readonly sipStatus?: number;
 }
 
 /** Everything a call publishes, in `seq` order: the feeds' single event path. */

@@ -252,7 +252,7 @@ export class TranscriptStore {
   private write(event: CallEvent, at: number): number | undefined {
     const callId = event.callId;
     this.stmt.ensureCall.run({ callId, at, owner: this.owner });
-    const party = 'party' in event ? event.party : null;
+    const party = 'party' in event ? (event.party ?? null) : null;
     const timed = event.kind === 'final' || event.kind === 'translation' || event.kind === 'alert';
     const inserted = this.stmt.insertEvent.run({
       callId,

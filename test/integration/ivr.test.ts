@@ -19,6 +19,7 @@ import type { CallRule } from '../../src/call/rule.js';
 import type { RtpPacket } from '../../src/media/rtp/packet.js';
 import { EspeakSynthesizer } from '../../src/tts/espeak/espeak.js';
 import { newTestCall, startCallHarness, type CallHarness } from '../support/calls.js';
+import { RoutingDialer } from '../support/fake-sip.js';
 import { waitFor } from '../support/net.js';
 import { rmsDb } from '../support/signal.js';
 import { speechFixture } from '../support/speech.js';
@@ -297,6 +298,108 @@ describe('jambonz applications on the gateway', () => {
     await waitFor('call.ended', () => failed.events().some((e) => e.kind === 'call.ended'), 20_000);
     expect(failed.events().find((e) => e.kind === 'app' && e.what === 'error')).toMatchObject({ hook: 'session:new', message: expect.stringMatching(/500/) });
     expect(failed.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'failed', error: { code: 'APP_FAILED' } });
+    expect(await h.rtpe.numSessions()).toBe(0);
+  }, 60_000);
+});
+
+describe('jambonz dial', () => {
+  const finals = (events: readonly { kind: string; party?: string }[], party: string): number => events.filter((e) => e.kind === 'final' && e.party === party).length;
+
+  it('a WebSocket app says, then dials an agent: the caller and the agent hear each other, both are transcribed; the agent hangs up and the app goes on with the caller', async () => {
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    const port = await listening(server);
+    const dialed: Record<string, unknown>[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      session.on('/dialed', (evt: Record<string, unknown>) => {
+        dialed.push(evt);
+        (session.say as (o: unknown) => typeof session)({ text: 'The agent has left the call. Goodbye.' });
+        (session.hangup as () => typeof session)();
+        (session.reply as () => void)();
+      });
+      (session.say as (o: unknown) => typeof session)({ text: 'Connecting you.' });
+      (session.dial as (o: unknown) => typeof session)({ target: [{ type: 'sip', sipUri: 'sip:agent@127.0.0.1:5090' }], callerId: '+15550100', headers: { 'X-Queue': 'sales' }, actionHook: '/dialed' });
+      (session.send as () => void)();
+    });
+    const dialer = new RoutingDialer({ 'sip:agent@127.0.0.1:5090': 'answer' }, (callee) => cleanups.push(() => callee.close()));
+    const call = await newTestCall(h, { name: 'ivr-dial', action: 'app', url: `ws://127.0.0.1:${port}/ivr`, labels: [] }, { services: services(), dialer });
+    cleanups.push(() => call.caller.close());
+    await call.session.start();
+    await waitFor('the agent to answer', () => dialer.answered.length === 1, 20_000);
+    await waitFor('the bridge', () => call.events().some((e) => e.kind === 'app' && e.what === 'dial' && e.status === 'answered'), 5000);
+    const agent = dialer.answered[0]!;
+    // The caller keeps the address it was answered with (no re-INVITE); the agent sends to its offer.
+    const callerHeard = listen(call.caller);
+    await Promise.all([call.caller.send(call.leg.answered!, [...callerSpeech, ...silence(1000)]), agent.callee.send(agent.offer, [...silence(1500), ...callerSpeech, ...silence(1000)])]);
+    await waitFor('both parties transcribed', () => finals(call.events(), 'caller') >= 1 && finals(call.events(), 'callee') >= 1, 30_000);
+    expect(agent.callee.received.filter((p) => p.payloadType === 0).length).toBeGreaterThan(100);
+    expect(callerHeard.at.length).toBeGreaterThan(50);
+    // The agent hangs up: the dial ends, not the call.
+    await call.session.remoteBye('callee');
+    await waitFor('call.ended', () => call.events().some((e) => e.kind === 'call.ended'), 30_000);
+
+    expect(call.leg.reoffers).toEqual([]);
+    expect(dialer.invites).toMatchObject([{ target: 'sip:agent@127.0.0.1:5090', options: { callingNumber: '+15550100', headers: { 'X-Queue': 'sales' }, relayProgress: false } }]);
+    // The agent was offered only the codec the caller sends (PCMU) and telephone-event.
+    expect(dialer.invites[0]!.offer).toMatch(/^m=audio \d+ RTP\/AVP 0 101\r?$/m);
+    expect(agent.byes).toBe(0);
+    expect(dialed).toEqual([expect.objectContaining({ call_sid: call.leg.callId, dial_call_status: 'completed', dial_sip_status: 200, dial_call_sid: expect.stringMatching(/^wl-dial-/) })]);
+    const spoken = call.events().filter((e) => e.kind === 'speech.started').map((e) => (e.kind === 'speech.started' ? e.text : ''));
+    expect(spoken).toEqual(['Connecting you.', 'The agent has left the call. Goodbye.']);
+    expect(call.events().filter((e) => e.kind === 'speech.done').map((e) => (e.kind === 'speech.done' ? e.status : ''))).toEqual(['played', 'played']);
+    const dials = call.events().filter((e) => e.kind === 'app' && e.what === 'dial');
+    expect(dials).toMatchObject([{ status: 'dialing' }, { status: 'answered', party: 'callee' }, { status: 'completed', sipStatus: 200, party: 'callee' }]);
+    const ended = call.events().at(-1);
+    expect(ended).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+    // The agent's media counters are the call's too.
+    expect((ended as { parties: Record<string, { packets: number }> }).parties.callee!.packets).toBeGreaterThan(100);
+    expect(await h.rtpe.numSessions()).toBe(0);
+  }, 90_000);
+
+  it('a webhook app dials a busy and a ringing target at once (no-answer after its timeout, the ringing INVITE CANCELled), then a phone number through the rule\'s trunk for a time limit; a target outside dial.allow is refused', async () => {
+    const posts: { path: string; body: Record<string, unknown> }[] = [];
+    const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      let data = '';
+      req.on('data', (d: Buffer) => (data += d.toString()));
+      req.on('end', () => {
+        posts.push({ path: req.url ?? '', body: data ? (JSON.parse(data) as Record<string, unknown>) : {} });
+        const app = new WebhookResponse();
+        if (req.url === '/status') return res.writeHead(204).end();
+        if (req.url === '/call') {
+          app.dial({ target: [{ type: 'sip', sipUri: 'sip:busy@127.0.0.1' }, { type: 'sip', sipUri: 'sip:ringing@127.0.0.1' }], timeout: 2, actionHook: '/first' });
+        } else if (req.url === '/first') {
+          app.dial({ target: [{ type: 'sip', sipUri: 'sip:elsewhere@198.51.100.7' }, { type: 'phone', number: '+15551234' }], timeLimit: 2, actionHook: '/second' });
+        } else app.hangup();
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify(app));
+      });
+    });
+    const port = await listening(server);
+    const dialer = new RoutingDialer({ 'sip:busy@127.0.0.1': 486, 'sip:ringing@127.0.0.1': 'ring', 'sip:+15551234@127.0.0.1:5090': 'answer' }, (callee) => cleanups.push(() => callee.close()));
+    const rule: CallRule = { name: 'ivr-dial-webhook', action: 'app', url: `http://127.0.0.1:${port}/call`, statusHook: `http://127.0.0.1:${port}/status`, labels: [], dial: { trunk: 'sip:127.0.0.1:5090', allow: '@127\\.0\\.0\\.1[:;>]|@127\\.0\\.0\\.1$' } };
+    const call = await newTestCall(h, rule, { services: services(), dialer });
+    cleanups.push(() => call.caller.close());
+    await call.session.start();
+    await waitFor('call.ended', () => call.events().some((e) => e.kind === 'call.ended'), 30_000);
+
+    // The rule's status hook (jambonz's call_status_hook) got the call's status changes.
+    await waitFor('call:status completed', () => posts.some((p) => p.path === '/status' && p.body.call_status === 'completed'), 5000);
+    expect(posts.filter((p) => p.path === '/status').map((p) => p.body.call_status)).toEqual(['in-progress', 'completed']);
+    const hooks = posts.filter((p) => p.path !== '/status');
+    expect(hooks.map((p) => p.path)).toEqual(['/call', '/first', '/second']);
+    expect(hooks[1]!.body).toMatchObject({ dial_call_status: 'no-answer', dial_sip_status: 487 });
+    expect(hooks[1]!.body).not.toHaveProperty('dial_call_sid');
+    expect(dialer.invites.map((i) => [i.target, i.cancelled])).toEqual([
+      ['sip:busy@127.0.0.1', false],
+      ['sip:ringing@127.0.0.1', true],
+      ['sip:+15551234@127.0.0.1:5090', false],
+    ]);
+    // The time limit ended the second dial: the gateway hung up the callee.
+    expect(hooks[2]!.body).toMatchObject({ dial_call_status: 'completed', dial_sip_status: 200, dial_call_sid: expect.stringMatching(/^wl-dial-/) });
+    expect(dialer.answered[0]!.byes).toBe(1);
+    const errors = call.events().filter((e) => e.kind === 'app' && e.what === 'error');
+    expect(errors).toMatchObject([{ verb: 'dial', message: expect.stringContaining('sip:elsewhere@198.51.100.7: not allowed') }]);
+    expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
     expect(await h.rtpe.numSessions()).toBe(0);
   }, 60_000);
 });

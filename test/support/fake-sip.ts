@@ -5,7 +5,7 @@
  * what a fake leg records is what drachtio would have sent.
  */
 import { CalleeRejectedError, CallEndedError } from '../../src/call/errors.js';
-import type { AnswerWarning, CallEnding, InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
+import type { AnswerWarning, CallEnding, DialOptions, InboundLeg, OutboundDialer, OutboundLeg } from '../../src/call/signalling.js';
 import { WhisperlineError } from '../../src/errors.js';
 import { finalResponseFor, warningHeader, type SipFinalResponse } from '../../src/sip/errors.js';
 import { RtpEndpoint } from './rtp-endpoint.js';
@@ -116,5 +116,46 @@ export class RejectingDialer implements OutboundDialer {
 
   async dial(): Promise<OutboundLeg> {
     throw new CalleeRejectedError(this.status, this.reason);
+  }
+}
+
+/** How a `RoutingDialer` target behaves: answers, rings until CANCELled, or refuses with a status. */
+export type DialRoute = 'answer' | 'ring' | number;
+
+/**
+ * Outbound INVITEs by target, as a voice application's `dial` places them: each target answers
+ * with its own synthetic callee, rings until the INVITE is CANCELled (drachtio reports the 487), or
+ * refuses with a final status. Unknown targets get 404.
+ */
+export class RoutingDialer implements OutboundDialer {
+  readonly invites: { readonly target: string; readonly offer: string; readonly options: DialOptions | undefined; cancelled: boolean }[] = [];
+  /** The callees that answered, in order, with the BYEs the gateway sent each. */
+  readonly answered: { readonly target: string; readonly toTag: string; readonly offer: string; readonly callee: RtpEndpoint; byes: number }[] = [];
+
+  constructor(
+    private readonly routes: Readonly<Record<string, DialRoute>>,
+    private readonly onCallee?: (callee: RtpEndpoint) => void,
+  ) {}
+
+  async dial(target: string, offer: string, _inbound: InboundLeg, signal: AbortSignal, options?: DialOptions): Promise<OutboundLeg> {
+    const invite = { target, offer, options, cancelled: false };
+    this.invites.push(invite);
+    const route = this.routes[target] ?? 404;
+    if (route === 'ring') {
+      return new Promise<OutboundLeg>((_resolve, reject) => {
+        const cancel = (): void => {
+          invite.cancelled = true;
+          reject(new CalleeRejectedError(487, 'Request Terminated'));
+        };
+        if (signal.aborted) cancel();
+        else signal.addEventListener('abort', cancel, { once: true });
+      });
+    }
+    if (typeof route === 'number') throw new CalleeRejectedError(route, route === 486 ? 'Busy Here' : 'Refused');
+    const callee = await new RtpEndpoint('PCMU').open();
+    this.onCallee?.(callee);
+    const entry = { target, toTag: `callee-${this.answered.length + 1}`, offer, callee, byes: 0 };
+    this.answered.push(entry);
+    return { toTag: entry.toTag, answer: callee.sdp(2), bye: async () => void entry.byes++, modify: async () => callee.sdp(4) };
   }
 }

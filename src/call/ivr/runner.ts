@@ -15,12 +15,15 @@ import type { AppEvent, TranscriptEvent } from '../../transcripts/events.js';
 import { Mp3Decoder } from '../../tts/jambonz/mp3.js';
 import type { AppChannel, AppCommand, CallAttributes, Verb } from '../app-channel.js';
 import type { CallPlayback } from '../playback.js';
+import type { DialOutcome, DialRequest } from '../dial.js';
+import { isCallEnded } from '../errors.js';
 import type { AudioForkPlan } from '../rule.js';
 import type { CallSpeaker } from '../speaker.js';
+import { dialTargetUri, MAX_DIAL_TARGETS, type DialRouting } from './dial-target.js';
 import { Gather, type GatherResult, type GatherSpec, type PromptControl } from './gather.js';
 
 /** The verbs this gateway runs (others valid in jambonz are reported as not supported). */
-export const SUPPORTED_VERBS = ['say', 'play', 'gather', 'pause', 'hangup', 'redirect', 'config', 'tag', 'transcribe', 'listen'] as const;
+export const SUPPORTED_VERBS = ['say', 'play', 'gather', 'pause', 'hangup', 'redirect', 'config', 'tag', 'transcribe', 'listen', 'dial'] as const;
 
 export interface IvrDefaults {
   readonly language?: string;
@@ -45,6 +48,10 @@ export interface IvrRunnerDeps {
   readonly fetchAudio?: (url: string, signal: AbortSignal) => Promise<{ pcm: Int16Array; sampleRate: number }>;
   /** `listen`: streams the call's audio to a WebSocket (the audio fork, jambonz listen format) until the returned close. */
   readonly listen?: (plan: AudioForkPlan, metadata: Readonly<Record<string, unknown>>) => { close(): Promise<void> };
+  /** `dial`: bridges the caller to the first target that answers, until that leg ends (absent: dial is refused). */
+  readonly dial?: (request: DialRequest) => Promise<DialOutcome>;
+  /** Where `dial`'s phone targets go, and what it may dial. */
+  readonly dialRouting?: DialRouting;
 }
 
 const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v)) ? Number(v) : undefined);
@@ -66,6 +73,8 @@ export class IvrRunner {
   /** A `transcribe` verb's hook: every transcript of the caller goes there from then on. */
   private transcriptionHook: string | { url: string } | undefined;
   private interimTranscripts = false;
+  /** A running `dial`'s dtmfCapture: the caller's keys matched against its sequences. */
+  private dialDtmf: ((digit: string) => void) | undefined;
   /** A running `listen` with a finishOnKey. */
   private finishListen: { key: string; stop: () => void } | undefined;
   private ended = false;
@@ -125,6 +134,7 @@ export class IvrRunner {
   dtmf(digit: string): void {
     this.current?.gather?.digit(digit);
     if (this.finishListen?.key === digit) this.finishListen.stop();
+    this.dialDtmf?.(digit);
   }
 
   /** The call's status changed (jambonz's call:status): in-progress at the start, completed at the end. */
@@ -220,6 +230,8 @@ export class IvrRunner {
         return this.gather(verb, signal);
       case 'listen':
         return this.listen(verb, signal);
+      case 'dial':
+        return this.dial(verb, signal);
       default:
         throw new WhisperlineError('APP_FAILED', `${verb.verb}: not supported by whisperline (supported: ${SUPPORTED_VERBS.join(', ')})`, { retryable: false });
     }
@@ -344,6 +356,109 @@ export class IvrRunner {
     }
     if (signal.aborted) throw new Replaced();
     return verb.actionHook === undefined ? undefined : this.callHook(verb.actionHook, {});
+  }
+
+  /**
+   * `dial`: the caller bridged to the first of `target` to answer (sip URIs; phone numbers through
+   * the rule's trunk; user@domain), ringing for `timeout` seconds (60), for at most `timeLimit`
+   * seconds; `callerId` and `headers` go into the INVITE, `dialMusic` plays to the caller while
+   * it rings, the caller's `dtmfCapture` sequences go to `dtmfHook`. The callee is transcribed as
+   * its own party. When the dialed leg is over, `actionHook` gets jambonz's dial_call_status,
+   * dial_sip_status and dial_call_sid, and its verbs go on with the caller.
+   */
+  private async dial(verb: Verb, signal: AbortSignal): Promise<Verb[] | undefined> {
+    if (!this.deps.dial) throw new WhisperlineError('APP_FAILED', 'dial: this call cannot dial out');
+    const targets: string[] = [];
+    let refusal: { problem: string; sipStatus: number } | undefined;
+    for (const target of (Array.isArray(verb.target) ? verb.target : []).slice(0, MAX_DIAL_TARGETS)) {
+      const resolved = dialTargetUri(target, this.deps.dialRouting ?? {});
+      if ('uri' in resolved) {
+        if (!targets.includes(resolved.uri)) targets.push(resolved.uri);
+        continue;
+      }
+      refusal = resolved;
+      // Reported, not fatal: the application hears the outcome in its actionHook.
+      this.deps.publish({ what: 'error', verb: 'dial', message: `dial: ${resolved.problem}` });
+      this.deps.channel.error(`dial: ${resolved.problem}`, { verb: 'dial' });
+    }
+    const headers = verb.headers !== null && typeof verb.headers === 'object' ? Object.fromEntries(Object.entries(verb.headers as Record<string, unknown>).filter((e): e is [string, string] => typeof e[1] === 'string')) : undefined;
+    const callerId = str(verb.callerId);
+    let outcome: DialOutcome;
+    if (targets.length === 0) {
+      outcome = { callStatus: 'failed', sipStatus: refusal?.sipStatus ?? 400 };
+    } else {
+      this.deps.publish({ what: 'dial', status: 'dialing', target: targets.join(', ') });
+      const music = str(verb.dialMusic);
+      const ringing = new AbortController();
+      if (music !== undefined) void this.ringback(music, AbortSignal.any([signal, ringing.signal]));
+      this.dialDtmf = this.dtmfCapture(verb);
+      try {
+        outcome = await this.deps.dial({
+          targets,
+          ringTimeoutMs: (num(verb.timeout) ?? 60) * 1000,
+          ...(num(verb.timeLimit) !== undefined ? { timeLimitMs: num(verb.timeLimit)! * 1000 } : {}),
+          options: { ...(callerId !== undefined ? { callingNumber: callerId } : {}), ...(headers ? { headers } : {}) },
+          signal,
+          onAnswered: ({ party, target }) => {
+            ringing.abort();
+            this.deps.publish({ what: 'dial', status: 'answered', target, ...(party !== undefined ? { party } : {}) });
+          },
+        });
+      } catch (err) {
+        if (signal.aborted || isCallEnded(err)) throw new Replaced();
+        throw err;
+      } finally {
+        ringing.abort();
+        this.dialDtmf = undefined;
+      }
+    }
+    if (signal.aborted) throw new Replaced();
+    this.deps.publish({ what: 'dial', status: outcome.callStatus, sipStatus: outcome.sipStatus, ...(outcome.target !== undefined ? { target: outcome.target } : {}), ...(outcome.party !== undefined ? { party: outcome.party } : {}) });
+    if (verb.actionHook === undefined) return undefined;
+    return this.callHook(verb.actionHook, {
+      dial_call_status: outcome.callStatus,
+      dial_sip_status: outcome.sipStatus,
+      ...(outcome.callSid !== undefined ? { dial_call_sid: outcome.callSid } : {}),
+    });
+  }
+
+  /** `dialMusic`: the clip again and again to the caller until the dial is answered or over. */
+  private async ringback(url: string, signal: AbortSignal): Promise<void> {
+    const playback = this.deps.playback.to('caller');
+    if (!playback) return;
+    signal.addEventListener('abort', () => void playback.interrupt({ owner: 'ringback' }), { once: true });
+    try {
+      const clip = await this.audio(url, signal);
+      while (!signal.aborted) {
+        const outcome = await playback.play(clip, { owner: 'ringback', id: url });
+        if (outcome.status !== 'played') return;
+      }
+    } catch (err) {
+      this.deps.publish({ what: 'error', verb: 'dial', message: `dial: dialMusic ${url}: ${asAppError(err).message}` });
+    }
+  }
+
+  /** `dtmfCapture` (an array of key sequences, or `{parentCall: [...]}`): the caller's matches go to `dtmfHook`, a notification. */
+  private dtmfCapture(verb: Verb): ((digit: string) => void) | undefined {
+    const hook = verb.dtmfHook as string | { url: string } | undefined;
+    const capture = verb.dtmfCapture as unknown;
+    const patterns = (Array.isArray(capture) ? capture : Array.isArray((capture as { parentCall?: unknown } | undefined)?.parentCall) ? (capture as { parentCall: unknown[] }).parentCall : []).filter(
+      (p): p is string => typeof p === 'string' && p !== '',
+    );
+    if (hook === undefined || patterns.length === 0) return undefined;
+    const longest = Math.max(...patterns.map((p) => p.length));
+    let keys = '';
+    return (digit) => {
+      keys = (keys + digit).slice(-longest);
+      const match = patterns.find((p) => keys.endsWith(p));
+      if (!match) return;
+      keys = '';
+      const name = typeof hook === 'string' ? hook : hook.url;
+      this.deps.channel.hook(hook, { ...this.attributes(), dtmf: match }).then(
+        () => this.deps.publish({ what: 'hook', hook: name, status: 'dtmf' }),
+        (err: unknown) => this.deps.publish({ what: 'error', hook: name, message: asAppError(err).message }),
+      );
+    };
   }
 
   private async gather(verb: Verb, signal: AbortSignal): Promise<Verb[] | undefined> {

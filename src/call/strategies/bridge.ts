@@ -55,8 +55,11 @@ export class BridgeStrategy implements CallStrategy {
   }
 }
 
-/** An active bridge: it holds its outbound leg. */
-class BridgedCall implements ConnectedCall {
+/**
+ * An active bridge: it holds its outbound leg. A bridge rule's call is one from its answer; an
+ * answered call that a voice application `dial`s is one while the dialed leg lasts.
+ */
+export class BridgedCall implements ConnectedCall {
   readonly parties = ['caller', 'callee'] as const;
   readonly playbackTags;
   readonly channels: readonly [string | undefined, string | undefined] = ['caller', 'callee'];
@@ -65,7 +68,7 @@ class BridgedCall implements ConnectedCall {
     private readonly ctx: CallContext,
     readonly outbound: OutboundLeg,
     /** Per side, the SDP last sent to it and its own latest. */
-    private readonly sdp: { towards: Record<Side, string>; from: Record<Side, string> },
+    readonly sdp: { readonly towards: Record<Side, string>; readonly from: Record<Side, string> },
   ) {
     this.playbackTags = { caller: ctx.inbound.fromTag, callee: outbound.toTag };
   }
