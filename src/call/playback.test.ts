@@ -161,6 +161,18 @@ describe('LegPlayback', () => {
     expect(playback.stats().itemsFailed).toBe(1);
   });
 
+  it('a close() while the queue has just run dry stops the player once: nothing reaches the media server after it', async () => {
+    const player = new RecordingPlayer();
+    const playback = leg(player);
+    expect(await playback.play(clip(1, 100))).toMatchObject({ status: 'played' });
+    // The runner keeps the player engaged a moment, in case more audio comes; the call ends then.
+    await playback.close();
+    const stopsAtClose = player.log.filter((l) => l.what === 'stop').length;
+    expect(stopsAtClose).toBe(1);
+    await sleep(600);
+    expect(player.log.filter((l) => l.what === 'stop').length).toBe(1);
+  });
+
   it('is bounded: beyond maxQueuedMs a play is refused at once; after close() everything is', async () => {
     const player = new RecordingPlayer();
     const playback = leg(player, { maxQueuedMs: 1000 });

@@ -275,6 +275,8 @@ export class LegPlayback {
         // Dry: keep the player engaged a moment, so audio queued just late plays back to back.
         await this.sleep(Math.max(this.idleStopMs, nextStart - performance.now()), true);
         if (token !== this.token || this.queue.length > 0) continue;
+        // close() stopped the player meanwhile: a second stop would reach rtpengine after the call is gone.
+        if (!this.engaged) return;
         this.engaged = false;
         await this.stopPlayer();
         continue;
