@@ -120,6 +120,12 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
     match: { requestUser: "^ivr$" }
     action: app
     url: "ws://127.0.0.1:${ivrPort}/ivr"
+  - name: ivr-dial
+    match: { requestUser: "^ivr-dial$" }
+    action: app
+    url: "ws://127.0.0.1:${ivrPort}/dial"
+    parties: { caller: { label: customer }, callee: { label: agent } }
+    dial: { allow: '@127\\.0\\.0\\.1:' }
   - name: recorder
     match: { kind: siprec }
     action: siprec
@@ -389,6 +395,47 @@ describe.skipIf(!DRACHTIO)(DRACHTIO ? 'SIP end to end through drachtio-server' :
       expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
       const stored = gateway.store.eventsAfter(call[0]!.callId, 0).map((e) => e.event);
       expect(stored.some((e) => e.kind === 'app' && e.what === 'gather' && e.reason === 'speechDetected')).toBe(true);
+      expect(await rtpe.numSessions()).toBe(0);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  }, 90_000);
+
+  it('(q) a jambonz WebSocket application dials a sipp agent for a sipp caller: both parties transcribed, the agent hangs up, the app says goodbye and hangs up', async () => {
+    const { createEndpoint } = (await import('@jambonz/node-client-ws')) as unknown as { createEndpoint: (o: { server: Server }) => (o: { path: string }) => NodeJS.EventEmitter };
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/dial' });
+    await new Promise<void>((r) => server.listen(ivrPort, '127.0.0.1', r));
+    const agentPort = await freeUdpPort();
+    const dialed: Record<string, unknown>[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      session.on('/dialed', (evt: Record<string, unknown>) => {
+        dialed.push(evt);
+        (session.say as (o: unknown) => unknown)({ text: 'The agent has left. Goodbye.' });
+        (session.hangup as () => unknown)();
+        (session.reply as () => void)();
+      });
+      (session.dial as (o: unknown) => unknown)({ target: [{ type: 'sip', sipUri: `sip:agent@127.0.0.1:${agentPort}` }], callerId: '+15550100', actionHook: '/dialed' });
+      (session.send as () => void)();
+    });
+    try {
+      const before = events.length;
+      const agent = sipp(['-sf', scenario('uas-stream-bye.xml', { audio_file: audioFile, talk_ms: '9000' }), '-i', '127.0.0.1', '-p', String(agentPort), '-mi', '127.0.0.1', '-mp', String(await freeMediaPort())]);
+      await new Promise((r) => setTimeout(r, 300)); // the agent is listening
+      const caller = await callGateway('ivr-dial', scenario('uac-until-bye.xml', { audio_file: audioFile, wait_ms: '30000' }));
+      expect(caller.code, caller.out).toBe(0);
+      const callee = await agent;
+      expect(callee.code, callee.out).toBe(0);
+      const call = await endedCall(before);
+      expect(dialed).toEqual([expect.objectContaining({ dial_call_status: 'completed', dial_sip_status: 200 })]);
+      const finals = call.filter((e) => e.kind === 'final');
+      expect(new Set(finals.map((e) => ('party' in e ? e.party : '')))).toEqual(new Set(['caller', 'callee']));
+      expect(call.filter((e) => e.kind === 'speech.started').map((e) => (e.kind === 'speech.started' ? e.text : ''))).toEqual(['The agent has left. Goodbye.']);
+      expect(call.at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+      // The agent's leg is on record: its party, the dial's events, its media counters.
+      const stored = gateway.store.eventsAfter(call[0]!.callId, 0).map((e) => e.event);
+      expect(stored.filter((e) => e.kind === 'app' && e.what === 'dial').map((e) => (e.kind === 'app' ? e.status : ''))).toEqual(['dialing', 'answered', 'completed']);
+      expect(gateway.store.call(call[0]!.callId)?.parties.map((p) => p.name)).toEqual(expect.arrayContaining(['caller', 'callee']));
       expect(await rtpe.numSessions()).toBe(0);
     } finally {
       await new Promise<void>((r) => server.close(() => r()));
