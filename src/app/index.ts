@@ -19,6 +19,10 @@ export interface AppChannelOptions {
   readonly logger?: Logger;
   /** WebSocket: time allowed for the handshake. Default the spec's `timeoutMs`, else 5000 ms. */
   readonly connectTimeoutMs?: number;
+  /** WebSocket: reconnects after a dropped socket before the call's application is given up (5). */
+  readonly maxReconnects?: number;
+  /** WebSocket: the first wait before reconnecting, doubled up to 4 s (500 ms). */
+  readonly reconnectBackoffMs?: number;
 }
 
 /**

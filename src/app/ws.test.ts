@@ -214,16 +214,67 @@ describe('WebSocket application channel (ws.jambonz.org)', () => {
     await channel.close();
   });
 
-  it('rejects what waits when the app closes the socket mid-call, and every later call at once', async () => {
+  it('an app that closes the socket with 1000 mid-call is done with it: what waits is rejected, and every later call at once', async () => {
     const a = await app('/hangs-up', (session) => {
-      session.on('/close-me', () => session.close());
+      session.on('/close-me', () => (session as unknown as { ws: { close(code: number): void } }).ws.close(1000));
       session.pause({ length: 1 }).send();
     });
     const channel = openAppChannel({ url: a.url, callSid: 'c' });
     await channel.start(ATTRIBUTES);
-    expect((await rejection(channel.hook('/close-me', {}))).message).toMatch(/verb:hook \/close-me: the application closed the socket/);
+    expect((await rejection(channel.hook('/close-me', {}))).message).toMatch(/verb:hook \/close-me: the application closed the socket \(1000/);
     expect((await rejection(channel.hook('/again', {}))).message).toMatch(/the application closed the socket/);
     channel.status({ call_status: 'completed' });
+    await channel.close();
+  });
+
+  it('reconnects a dropped socket as jambonz does: session:reconnect with the attributes, the hook in flight sent again and answered, a status sent meanwhile delivered', async () => {
+    const server = track(createServer());
+    const service = nodeClientWs.createEndpoint({ server })({ path: '/flaky' });
+    const reconnects: Session[] = [];
+    const statuses: unknown[] = [];
+    let drops = 0;
+    service.on('session:new', (session) => {
+      // The first hook's socket drops before the app answers (a network blip, an app restart).
+      session.on('/menu', () => {
+        drops++;
+        (session as unknown as { ws: { terminate(): void } }).ws.terminate();
+      });
+      session.pause({ length: 1 }).send();
+    });
+    (service as unknown as { on(e: 'session:reconnect', l: (s: Session) => void): void }).on('session:reconnect', (session) => {
+      reconnects.push(session);
+      session.on('/menu', (evt: Record<string, unknown>) => session.say({ text: `again ${String(evt.digits)}` }).reply());
+      session.on('call:status', (evt: Record<string, unknown>) => statuses.push(evt.call_status));
+      session.reply();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/flaky`;
+    const channel = openAppChannel({ url, callSid: ATTRIBUTES.call_sid }, { reconnectBackoffMs: 50 });
+    await channel.start(ATTRIBUTES);
+    const verbs = channel.hook('/menu', { digits: '1' });
+    // Once the socket is gone, a status waits for the new one.
+    await expect.poll(() => drops).toBe(1);
+    channel.status({ call_status: 'in-progress' });
+    expect(await verbs).toEqual([{ verb: 'say', text: 'again 1' }]);
+    expect(reconnects).toHaveLength(1);
+    expect(reconnects[0]!.call_sid).toBe(ATTRIBUTES.call_sid);
+    expect(reconnects[0]!.data).toMatchObject({ from: '+15550001', call_id: 'xyz@10.0.0.1' });
+    await expect.poll(() => statuses).toEqual(['in-progress']);
+    await channel.close();
+  });
+
+  it('gives up after maxReconnects when the app is gone: what waits is rejected saying so', async () => {
+    const a = await app('/gone', (session) => session.pause({ length: 1 }).send());
+    const channel = openAppChannel({ url: a.url, callSid: 'c' }, { reconnectBackoffMs: 20, maxReconnects: 2 });
+    await channel.start(ATTRIBUTES);
+    // The application's host goes away: its server closes and its sockets are cut.
+    for (const s of servers.splice(0)) {
+      s.close();
+      s.closeAllConnections();
+    }
+    for (const socket of sockets) socket.destroy();
+    expect((await rejection(channel.hook('/x', {}))).message).toMatch(/2 reconnects failed/);
+    expect((await rejection(channel.hook('/y', {}))).message).toMatch(/reconnects failed/);
     await channel.close();
   });
 

@@ -24,9 +24,13 @@
  *   subprotocol or an unreachable host are APP_FAILED saying which.
  * - `hook` resolves with the ack's verbs, or undefined when the ack has none or `[]` (the remaining
  *   verbs go on, as in jambonz). An absolute http(s) hook URL is sent as a webhook, as jambonz does.
- * - a socket that closes or fails mid-call rejects what waits for an ack with APP_FAILED; every
- *   later `start`/`hook` rejects at once; `status`/`error` are dropped. jambonz would reconnect
- *   with `session:reconnect`; this gateway does not (the call decides what to do).
+ * - a socket that fails mid-call, or that the app closes with any code but 1000, is reconnected as
+ *   jambonz does it: after 0.5 s, 1 s, 2 s, 4 s, 4 s (`maxReconnects`, 5), then `session:reconnect`
+ *   with the call's attributes, which waits for its ack. Meanwhile requests and notifications
+ *   wait (notifications up to MAX_QUEUED, the oldest dropped and logged); what was in flight when
+ *   the socket dropped is sent again, with its msgid, over the new socket; each request's ack
+ *   timeout runs from its first sending. When every reconnect fails, or after a close with 1000,
+ *   what waits is rejected with APP_FAILED and every later `start`/`hook` rejects at once.
  * - `close()` closes with 1000 (waiting at most CLOSE_WAIT_MS for the app's reply), rejects what
  *   waits, and is idempotent.
  */
@@ -45,6 +49,10 @@ export interface WsChannelOptions {
   readonly logger?: Logger;
   /** Time allowed for the WebSocket handshake. Default `spec.timeoutMs`, else 5000 ms. */
   readonly connectTimeoutMs?: number;
+  /** Reconnects after a dropped socket before the channel gives up (jambonz's MAX_RECONNECTS). Default 5. */
+  readonly maxReconnects?: number;
+  /** The first wait before reconnecting; doubled each time up to 4 s. Default 500 ms. */
+  readonly reconnectBackoffMs?: number;
 }
 
 /** A command as this transport delivers it: `redirect`'s data are normalised verbs. */
@@ -59,11 +67,16 @@ export interface JambonzCommand extends AppCommand {
 const CLOSE_WAIT_MS = 250;
 /** The largest message taken from the application. */
 const MAX_MESSAGE_BYTES = 1024 * 1024;
+/** Notifications kept while the socket is being reconnected. */
+const MAX_QUEUED = 50;
+const MAX_BACKOFF_MS = 4000;
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 interface Pending {
   readonly what: string;
+  /** The message as sent: sent again over a reconnected socket until it is acked. */
+  readonly message: Readonly<Record<string, unknown>>;
   readonly resolve: (data: unknown) => void;
   readonly reject: (err: WhisperlineError) => void;
   readonly timer: NodeJS.Timeout;
@@ -81,6 +94,12 @@ export class WsChannel implements AppChannel {
   private readonly timeoutMs: number;
   private readonly log: Logger | undefined;
   private readonly url: URL;
+  /** Set once session:new was acked: from then on a dropped socket is reconnected. */
+  private sessionUp = false;
+  /** Set while a dropped socket is being reconnected: requests and notifications wait for it. */
+  private reconnecting: Promise<void> | undefined;
+  /** Notifications made while reconnecting, sent once the new socket is up. */
+  private readonly queued: Record<string, unknown>[] = [];
 
   constructor(
     private readonly spec: AppTransportSpec,
@@ -97,6 +116,7 @@ export class WsChannel implements AppChannel {
     this.attributes = attributes;
     await this.connect();
     const data = await this.request('session:new', { data: attributes });
+    this.sessionUp = true;
     const what = 'the ack of session:new';
     if (data === undefined) throw new WhisperlineError('APP_FAILED', `${what} has no verbs (jambonz needs them to run the call)`);
     const verbs = normaliseVerbs(data, what);
@@ -147,7 +167,7 @@ export class WsChannel implements AppChannel {
     if (this.ended !== undefined) throw new WhisperlineError('APP_FAILED', `${what}: ${this.ended}`);
   }
 
-  private connect(): Promise<void> {
+  private connect(reconnect = false): Promise<void> {
     const connectMs = this.options.connectTimeoutMs ?? this.spec.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const where = `connecting to ${this.url.origin}${this.url.pathname}`;
     const auth = authorization(this.spec.auth);
@@ -163,7 +183,8 @@ export class WsChannel implements AppChannel {
       const failed = (message: string, err?: unknown, retryable = true): void => {
         if (settled) return;
         settled = true;
-        if (this.ended === undefined) this.ended = message;
+        // A failed reconnect is one attempt of several; a failed first connect ends the channel.
+        if (this.ended === undefined && !reconnect) this.ended = message;
         reject(new WhisperlineError('APP_FAILED', message, { retryable, cause: err }));
       };
       ws.once('unexpected-response', (req, res) => {
@@ -185,27 +206,39 @@ export class WsChannel implements AppChannel {
       ws.on('error', (err) => {
         const timedOut = /timed out|timeout/i.test(err.message);
         if (!settled) failed(timedOut ? `${where} timed out after ${connectMs} ms` : `${where} failed: ${err.message}`, err);
-        else this.lost(`the application's socket failed: ${err.message}`);
+        else this.dropped(ws, `the application's socket failed: ${err.message}`, undefined);
       });
       ws.on('close', (code, reason) => {
         if (!settled) failed(`${where}: the socket closed during the handshake (${code})`);
-        else this.lost(`the application closed the socket (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`);
+        else this.dropped(ws, `the application closed the socket (${code}${reason.length > 0 ? ` ${reason.toString()}` : ''})`, code);
       });
       ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     });
   }
 
   /** Sends a message that waits for its ack; resolves with the ack's `data`. */
-  private request(type: 'session:new' | 'verb:hook', fields: { hook?: string; data: Readonly<Record<string, unknown>> }): Promise<unknown> {
-    const msgid = randomUUID();
+  private async request(type: 'session:new' | 'verb:hook', fields: { hook?: string; data: Readonly<Record<string, unknown>> }): Promise<unknown> {
     const what = fields.hook === undefined ? type : `${type} ${fields.hook}`;
+    if (this.reconnecting) {
+      await this.reconnecting;
+      this.usable(what);
+    }
+    return this.send(type, what, fields);
+  }
+
+  /** Sends a message that waits for its ack, now, over the socket there is. */
+  private send(type: 'session:new' | 'session:reconnect' | 'verb:hook', what: string, fields: { hook?: string; data: Readonly<Record<string, unknown>> }): Promise<unknown> {
+    const msgid = randomUUID();
+    const message = { type, msgid, call_sid: this.spec.callSid, ...fields };
     return new Promise<unknown>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(msgid);
         reject(new WhisperlineError('APP_FAILED', `${what}: the application timed out (no ack in ${this.timeoutMs} ms)`, { retryable: true }));
       }, this.timeoutMs);
-      this.pending.set(msgid, { what, resolve, reject, timer });
-      this.sendJson({ type, msgid, call_sid: this.spec.callSid, ...fields }, (err) => {
+      this.pending.set(msgid, { what, message, resolve, reject, timer });
+      this.sendJson(message, (err) => {
+        // Sent while the socket dropped: it goes again over the reconnected one.
+        if (this.reconnecting && type !== 'session:reconnect') return;
         if (!err) return;
         clearTimeout(timer);
         this.pending.delete(msgid);
@@ -216,11 +249,17 @@ export class WsChannel implements AppChannel {
 
   /** Sends a message jambonz does not expect an ack for; dropped (logged) when the socket is gone. */
   private notify(type: 'call:status' | 'jambonz:error', data: Readonly<Record<string, unknown>>): void {
+    const message = { type, msgid: randomUUID(), call_sid: this.spec.callSid, data };
+    if (this.ended === undefined && this.reconnecting) {
+      if (this.queued.length >= MAX_QUEUED) this.log?.warn({ type: this.queued.shift()?.type }, 'application socket reconnecting: the oldest queued notification was dropped');
+      this.queued.push(message);
+      return;
+    }
     if (this.ended !== undefined || this.ws?.readyState !== WebSocket.OPEN) {
       this.log?.debug({ type }, 'application socket not open: message dropped');
       return;
     }
-    this.sendJson({ type, msgid: randomUUID(), call_sid: this.spec.callSid, data }, (err) => {
+    this.sendJson(message, (err) => {
       if (err) this.log?.warn({ err, type }, 'sending to the application failed');
     });
   }
@@ -298,9 +337,51 @@ export class WsChannel implements AppChannel {
     this.notify('jambonz:error', { msg: 'InvalidMessage', details, content: content.slice(0, 2000) });
   }
 
+  /**
+   * The socket `ws` dropped. Before the session is up, or after the app closed it with 1000 (it is
+   * done with the call), that is the end; otherwise it is reconnected (once per drop: a failure
+   * reports both an error and a close).
+   */
+  private dropped(ws: WebSocket, why: string, code: number | undefined): void {
+    if (ws !== this.ws || this.ended !== undefined || this.closing) return;
+    if (this.reconnecting) return;
+    if (code === 1000 || !this.sessionUp) return this.lost(why);
+    this.reconnecting = this.reconnect(why).finally(() => (this.reconnecting = undefined));
+  }
+
+  private async reconnect(why: string): Promise<void> {
+    const attempts = this.options.maxReconnects ?? 5;
+    let backoff = this.options.reconnectBackoffMs ?? 500;
+    this.log?.warn({ why }, 'application socket dropped: reconnecting');
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      await new Promise((r) => setTimeout(r, backoff));
+      backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      if (this.ended !== undefined) return;
+      try {
+        await this.connect(true);
+        if (this.ended !== undefined) {
+          // Closed while reconnecting: the new socket goes too.
+          this.ws?.terminate();
+          return;
+        }
+        // jambonz's session:reconnect: the session's attributes again; its ack's verbs are not run.
+        await this.send('session:reconnect', 'session:reconnect', { data: this.attributes ?? {} });
+      } catch (err) {
+        this.log?.info({ attempt, err: (err as Error).message }, 'reconnecting to the application failed');
+        continue;
+      }
+      this.log?.info({ attempt }, 'application socket reconnected');
+      for (const p of this.pending.values()) this.sendJson(p.message, () => undefined);
+      for (const message of this.queued.splice(0)) this.sendJson(message, () => undefined);
+      return;
+    }
+    this.lost(`${why}; ${attempts} reconnects failed`);
+  }
+
   /** The socket is gone: what waits for an ack fails, later calls reject at once. */
   private lost(why: string): void {
     if (this.ended === undefined) this.ended = why;
+    this.queued.length = 0;
     this.rejectPending(this.ended);
   }
 
