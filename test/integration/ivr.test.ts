@@ -402,4 +402,59 @@ describe('jambonz dial', () => {
     expect(call.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
     expect(await h.rtpe.numSessions()).toBe(0);
   }, 60_000);
+
+  it('the caller hanging up ends a dial: a ringing INVITE is CANCELled, a bridged callee gets its BYE; a redirect mid-bridge hangs up the callee and runs the new verbs', async () => {
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    const port = await listening(server);
+    const sessions: (NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>)[] = [];
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      sessions.push(session);
+      const to = String((session as unknown as { to: string }).to ?? '');
+      const target = to.includes('ring') ? 'sip:ringing@127.0.0.1' : 'sip:agent@127.0.0.1';
+      (session.dial as (o: unknown) => typeof session)({ target: [{ type: 'sip', sipUri: target }], actionHook: '/dialed' });
+      (session.send as () => void)();
+    });
+    const dialer = new RoutingDialer({ 'sip:ringing@127.0.0.1': 'ring', 'sip:agent@127.0.0.1': 'answer' }, (callee) => cleanups.push(() => callee.close()));
+    const rule: CallRule = { name: 'ivr-dial-endings', action: 'app', url: `ws://127.0.0.1:${port}/ivr`, labels: [] };
+
+    // 1. The caller hangs up while the target rings.
+    const ringing = await newTestCall(h, rule, { services: services(), dialer });
+    (ringing.leg as unknown as { to: string }).to = '<sip:ring@example.com>';
+    cleanups.push(() => ringing.caller.close());
+    await ringing.session.start();
+    await waitFor('the INVITE', () => dialer.invites.length === 1, 10_000);
+    await ringing.session.remoteBye('caller');
+    expect(dialer.invites[0]).toMatchObject({ target: 'sip:ringing@127.0.0.1', cancelled: true });
+    expect(ringing.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+
+    // 2. The caller hangs up during the bridge: the callee gets a BYE.
+    const bridged = await newTestCall(h, rule, { services: services(), dialer });
+    cleanups.push(() => bridged.caller.close());
+    await bridged.session.start();
+    await waitFor('the bridge', () => bridged.events().some((e) => e.kind === 'app' && e.what === 'dial' && e.status === 'answered'), 10_000);
+    // A hold from the caller during the bridge is the bridge's: offered to the callee and answered.
+    await bridged.session.reinvite('caller', bridged.caller.sdp(5).replace('a=sendrecv', 'a=sendonly'));
+    expect(bridged.events().filter((e) => e.kind === 'call.updated')).toMatchObject([{ by: 'caller', hold: true }]);
+    await bridged.session.remoteBye('caller');
+    expect(dialer.answered[0]!.byes).toBe(1);
+    expect(bridged.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'bye-caller' });
+
+    // 3. The application redirects during the bridge: the callee is hung up, the new verbs run.
+    const redirected = await newTestCall(h, rule, { services: services(), dialer });
+    cleanups.push(() => redirected.caller.close());
+    await redirected.session.start();
+    await waitFor('the bridge', () => redirected.events().some((e) => e.kind === 'app' && e.what === 'dial' && e.status === 'answered'), 10_000);
+    const app = sessions.at(-1)!;
+    (app.say as (o: unknown) => typeof app)({ text: 'Sorry, the agent had to go.' });
+    (app.hangup as () => typeof app)();
+    (app.send as (o?: unknown) => void)({ execImmediate: true });
+    await waitFor('call.ended', () => redirected.events().some((e) => e.kind === 'call.ended'), 20_000);
+    expect(dialer.answered[1]!.byes).toBe(1);
+    expect(redirected.events().filter((e) => e.kind === 'speech.started').map((e) => (e.kind === 'speech.started' ? e.text : ''))).toEqual(['Sorry, the agent had to go.']);
+    expect(redirected.events().filter((e) => e.kind === 'speech.done').map((e) => (e.kind === 'speech.done' ? e.status : ''))).toEqual(['played']);
+    expect(redirected.caller.received.filter((p) => p.payloadType === 0 && rmsDb(decodeUlaw(p.payload)) > -40).length).toBeGreaterThan(20);
+    expect(redirected.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+    expect(await h.rtpe.numSessions()).toBe(0);
+  }, 60_000);
 });
