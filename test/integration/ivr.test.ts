@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { WebSocketServer } from 'ws';
 import { audioForkOpener, ForkTotals } from '../../src/feeds/audio-fork.js';
 import { appChannelOpener, verbProblems } from '../../src/app/index.js';
-import { decodeUlaw, encodeUlawBuffer } from '../../src/audio/g711.js';
+import { decodeUlaw, encodeAlawBuffer, encodeUlawBuffer } from '../../src/audio/g711.js';
 import { Resampler } from '../../src/audio/resampler.js';
 import type { Verb } from '../../src/call/app-channel.js';
 import { SUPPORTED_VERBS } from '../../src/call/ivr/runner.js';
@@ -340,8 +340,8 @@ describe('jambonz dial', () => {
 
     expect(call.leg.reoffers).toEqual([]);
     expect(dialer.invites).toMatchObject([{ target: 'sip:agent@127.0.0.1:5090', options: { callingNumber: '+15550100', headers: { 'X-Queue': 'sales' }, relayProgress: false } }]);
-    // The agent was offered only the codec the caller sends (PCMU) and telephone-event.
-    expect(dialer.invites[0]!.offer).toMatch(/^m=audio \d+ RTP\/AVP 0 101\r?$/m);
+    // The agent was offered the codec the caller sends (PCMU) first, PCMA through rtpengine's transcoder, and telephone-event.
+    expect(dialer.invites[0]!.offer).toMatch(/^m=audio \d+ RTP\/AVP 0 8 101\r?$/m);
     expect(agent.byes).toBe(0);
     expect(dialed).toEqual([expect.objectContaining({ call_sid: call.leg.callId, dial_call_status: 'completed', dial_sip_status: 200, dial_call_sid: expect.stringMatching(/^wl-dial-/) })]);
     const spoken = call.events().filter((e) => e.kind === 'speech.started').map((e) => (e.kind === 'speech.started' ? e.text : ''));
@@ -455,6 +455,31 @@ describe('jambonz dial', () => {
     expect(redirected.events().filter((e) => e.kind === 'speech.done').map((e) => (e.kind === 'speech.done' ? e.status : ''))).toEqual(['played']);
     expect(redirected.caller.received.filter((p) => p.payloadType === 0 && rmsDb(decodeUlaw(p.payload)) > -40).length).toBeGreaterThan(20);
     expect(redirected.events().at(-1)).toMatchObject({ kind: 'call.ended', reason: 'hangup' });
+    expect(await h.rtpe.numSessions()).toBe(0);
+  }, 60_000);
+
+  it('a callee that takes only PCMA is bridged to a PCMU caller through rtpengine\'s transcoder: each hears the other, both are transcribed', async () => {
+    const server = createServer();
+    const svc = createEndpoint({ server })({ path: '/ivr' });
+    const port = await listening(server);
+    svc.on('session:new', (session: NodeJS.EventEmitter & Record<string, (...a: unknown[]) => unknown>) => {
+      (session.dial as (o: unknown) => typeof session)({ target: [{ type: 'sip', sipUri: 'sip:europe@127.0.0.1' }] });
+      (session.send as () => void)();
+    });
+    const dialer = new RoutingDialer({ 'sip:europe@127.0.0.1': 'answer-pcma' }, (callee) => cleanups.push(() => callee.close()));
+    const call = await newTestCall(h, { name: 'ivr-dial-pcma', action: 'app', url: `ws://127.0.0.1:${port}/ivr`, labels: [] }, { services: services(), dialer });
+    cleanups.push(() => call.caller.close());
+    await call.session.start();
+    await waitFor('the bridge', () => call.events().some((e) => e.kind === 'app' && e.what === 'dial' && e.status === 'answered'), 10_000);
+    const agent = dialer.answered[0]!;
+    const alaw = callerSpeech.map((p) => encodeAlawBuffer(decodeUlaw(p)));
+    await Promise.all([call.caller.send(call.leg.answered!, [...callerSpeech, ...silence(1000)]), agent.callee.send(agent.offer, [...silence(1500), ...alaw, ...silence(1000)])]);
+    await waitFor('both parties transcribed', () => finals(call.events(), 'caller') >= 1 && finals(call.events(), 'callee') >= 1, 30_000);
+    // Each side got its own codec: the agent A-law, the caller mu-law.
+    expect(agent.callee.received.filter((p) => p.payloadType === 8).length).toBeGreaterThan(100);
+    expect(call.caller.received.filter((p) => p.payloadType === 0 && rmsDb(decodeUlaw(p.payload)) > -40).length).toBeGreaterThan(50);
+    expect(call.leg.reoffers).toEqual([]);
+    await call.session.remoteBye('caller');
     expect(await h.rtpe.numSessions()).toBe(0);
   }, 60_000);
 });

@@ -120,7 +120,7 @@ export class RejectingDialer implements OutboundDialer {
 }
 
 /** How a `RoutingDialer` target behaves: answers, rings until CANCELled, or refuses with a status. */
-export type DialRoute = 'answer' | 'ring' | number;
+export type DialRoute = 'answer' | 'answer-pcma' | 'ring' | number;
 
 /**
  * Outbound INVITEs by target, as a voice application's `dial` places them: each target answers
@@ -152,7 +152,7 @@ export class RoutingDialer implements OutboundDialer {
       });
     }
     if (typeof route === 'number') throw new CalleeRejectedError(route, route === 486 ? 'Busy Here' : 'Refused');
-    const callee = await new RtpEndpoint('PCMU').open();
+    const callee = await new RtpEndpoint(route === 'answer-pcma' ? 'PCMA' : 'PCMU').open();
     this.onCallee?.(callee);
     const entry = { target, toTag: `callee-${this.answered.length + 1}`, offer, callee, byes: 0 };
     this.answered.push(entry);

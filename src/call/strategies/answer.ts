@@ -96,7 +96,8 @@ class AnsweredCall implements ConnectedCall {
 
   /**
    * Dials every target at once and bridges the caller to the first that answers: rtpengine offers
-   * the callees the caller's media (narrowed to the codec the caller sends now); the winner's
+   * the callees the caller's media (narrowed to the codec the caller sends now, plus G.711 that
+   * rtpengine transcodes to, for a callee that does not take the caller's codec); the winner's
    * answer pairs the two, the other INVITEs are CANCELled (a late 200 OK gets a BYE). Rejects as
    * the dialer does (CALLEE_REJECTED with the status of the last target to refuse,
    * CALLEE_UNREACHABLE, or when `signal` aborted the INVITEs), the caller back on the gateway's
@@ -112,7 +113,10 @@ class AnsweredCall implements ConnectedCall {
     // sink leg's, whose fork would carry the callee's audio under the sink's tag.
     const mediaTag = `wl-dial-${randomBytes(4).toString('hex')}`;
     try {
-      const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: mediaTag, sdp: narrowedToAnswered(this.sdp.from, this.sdp.towards), initial: false });
+      const callerSends = narrowedToAnswered(this.sdp.from, this.sdp.towards);
+      // The callee may answer the other G.711 law (or G.711 to an Opus caller): rtpengine then transcodes.
+      const transcodeTo = /^a=rtpmap:\d+ PCMU\//im.test(callerSends) ? 'PCMA' : 'PCMU';
+      const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: mediaTag, sdp: callerSends, initial: false, transcodeTo });
       let answered: { leg: OutboundLeg; target: string };
       try {
         answered = await firstToAnswer(targets, (target, branch) => dialer.dial(target, offer, inbound, branch, { ...options, relayProgress: false }), signal, this.ctx.log);
