@@ -241,22 +241,19 @@ export class CallSession {
     if (!bridgeTo || !unbridge) throw new WhisperlineError('CALL_STATE', `call ${this.callId} cannot dial (${state.name}, ${this.deps.rule.action})`);
     if (!dialer) throw new WhisperlineError('CALL_STATE', `call ${this.callId} has no dialer`);
     if (this.dialing) throw new WhisperlineError('CALL_STATE', `call ${this.callId} is already dialing`);
-    const ring = new AbortController();
-    const ringTimer = setTimeout(() => ring.abort(), request.ringTimeoutMs);
+    const ring = AbortSignal.timeout(request.ringTimeoutMs);
     let calleeBye!: () => void;
     const byeSeen = new Promise<'callee'>((resolve) => (calleeBye = () => resolve('callee')));
     // Set before the INVITE: a callee may hang up the moment it answers.
     this.dialing = { calleeBye: () => calleeBye() };
     let answered: Awaited<ReturnType<typeof bridgeTo>>;
     try {
-      answered = await bridgeTo(request.targets, dialer, AbortSignal.any([request.signal, this.setup.signal, ring.signal]), request.options);
+      answered = await bridgeTo(request.targets, dialer, AbortSignal.any([request.signal, this.setup.signal, ring]), request.options);
     } catch (err) {
       this.dialing = undefined;
       if (request.signal.aborted || this.closing) throw new CallEndedError(this.callId, 'dialing');
       this.log.info({ targets: request.targets, err: asWhisperlineError(err, 'dial failed').message }, 'dial not answered');
-      return unansweredOutcome(err, ring.signal.aborted);
-    } finally {
-      clearTimeout(ringTimer);
+      return unansweredOutcome(err, ring.aborted);
     }
     const startedAt = performance.now();
     const party = ++this.dials === 1 ? 'callee' : `callee-${this.dials}`;
@@ -274,14 +271,12 @@ export class CallSession {
     }
     this.log.info({ target: answered.target, party }, 'dial answered: bridged');
     request.onAnswered?.({ party: input ? party : undefined, target: answered.target });
-    let limitTimer: NodeJS.Timeout | undefined;
     const endedBy = await Promise.race([
       byeSeen,
       aborted(request.signal, 'application' as const),
       aborted(this.setup.signal, 'caller' as const),
-      ...(request.timeLimitMs !== undefined ? [new Promise<'time-limit'>((resolve) => (limitTimer = setTimeout(() => resolve('time-limit'), request.timeLimitMs)))] : []),
+      ...(request.timeLimitMs !== undefined ? [aborted(AbortSignal.timeout(request.timeLimitMs), 'time-limit' as const)] : []),
     ]);
-    clearTimeout(limitTimer);
     this.dialing = undefined;
     const durationS = Math.round((performance.now() - startedAt) / 1000);
     // The caller hung up: the call's own ending hangs up the dialed leg and ends every party.

@@ -3,7 +3,7 @@
  * of its targets to answer, for as long as that leg lasts; then the call is the gateway's again
  * and the application goes on. What a dial asks for, and how it ended, in jambonz's terms.
  */
-import { CalleeRejectedError, isCallEnded } from './errors.js';
+import { CalleeRejectedError } from './errors.js';
 import type { DialOptions } from './signalling.js';
 
 export interface DialRequest {
@@ -41,7 +41,8 @@ export interface DialOutcome {
 
 /**
  * How an unanswered dial ended, as jambonz reports it: busy for 486/600/603, no-answer for a
- * ring timeout or 408/480/487, failed for anything else (unreachable, 4xx/5xx).
+ * ring timeout or 408/480/487, failed for anything else (unreachable, 4xx/5xx). A dial the call
+ * or the application cancelled has no outcome (the session reports it as CALL_ENDED).
  */
 export function unansweredOutcome(err: unknown, ringTimedOut: boolean): DialOutcome {
   if (ringTimedOut) return { callStatus: 'no-answer', sipStatus: 487 };
@@ -51,6 +52,5 @@ export function unansweredOutcome(err: unknown, ringTimedOut: boolean): DialOutc
     if (status === 408 || status === 480 || status === 487) return { callStatus: 'no-answer', sipStatus: status };
     return { callStatus: 'failed', sipStatus: status };
   }
-  if (isCallEnded(err)) return { callStatus: 'no-answer', sipStatus: 487 };
   return { callStatus: 'failed', sipStatus: 503 };
 }

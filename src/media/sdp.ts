@@ -260,6 +260,12 @@ export function sameSessionVersion(previous: string, next: string): boolean {
   return a !== undefined && a === origin(next);
 }
 
+/** The codec an SDP's first audio stream prefers among those the gateway decodes (static payload types without rtpmap included). */
+export function preferredCodec(sdp: string): CodecName | undefined {
+  const audio = parseSdp(sdp).media.find((m) => m.type === 'audio' && m.port !== 0);
+  return audio ? chooseCodec(audio, undefined)?.codec : undefined;
+}
+
 /**
  * `offer` with its audio narrowed to the codec `answered` settled on (plus telephone-event and
  * CN): what a party that is not asked again (no re-INVITE) goes on sending. A voice application's

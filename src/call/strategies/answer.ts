@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { WhisperlineError } from '../../errors.js';
 import { SinkLeg } from '../../media/local-legs.js';
-import { narrowedToAnswered, offerHolds, sameSessionVersion } from '../../media/sdp.js';
+import { narrowedToAnswered, offerHolds, preferredCodec, sameSessionVersion } from '../../media/sdp.js';
 import type { Logger } from '../../log.js';
 import type { CallEndReason } from '../../transcripts/events.js';
 import type { DialOptions, OutboundDialer, OutboundLeg } from '../signalling.js';
@@ -115,7 +115,7 @@ class AnsweredCall implements ConnectedCall {
     try {
       const callerSends = narrowedToAnswered(this.sdp.from, this.sdp.towards);
       // The callee may answer the other G.711 law (or G.711 to an Opus caller): rtpengine then transcodes.
-      const transcodeTo = /^a=rtpmap:\d+ PCMU\//im.test(callerSends) ? 'PCMA' : 'PCMU';
+      const transcodeTo = preferredCodec(callerSends) === 'PCMU' ? 'PCMA' : 'PCMU';
       const offer = await anchor.offer({ fromTag: inbound.fromTag, toTag: mediaTag, sdp: callerSends, initial: false, transcodeTo });
       let answered: { leg: OutboundLeg; target: string };
       try {
