@@ -174,4 +174,19 @@ describe('PartyAudio', () => {
       expect(audio.filledSamples).toBe(0);
     });
   });
+
+  it('advance says when it can next fill: nothing is due before that time, and the fill comes at it', () => {
+    const { audio, frames } = party();
+    audio.audio(PCMU, 0, payload(0), 0, 1000);
+    // Before the first packet's end nothing is missing: the answer is 1 ms past the audio written.
+    expect(audio.advance(1010)).toBe(1021);
+    expect(frames.length).toBe(1);
+    audio.audio(PCMU, 160, payload(1), 0, 1020);
+    // Audio moved the clock on: the bound given earlier is now too early, never too late.
+    expect(audio.advance(1021)).toBe(1041);
+    expect(frames.length).toBe(2);
+    // At the bound and beyond, the silence is filled, and the next answer follows the filled audio.
+    expect(audio.advance(1100)).toBe(1101);
+    expect(frames.length).toBe(5);
+  });
 });

@@ -13,7 +13,10 @@ export interface AudioFormat {
 export interface PartyAudioOptions {
   /** Gaps in RTP time up to this long are filled (concealment, comfort noise); longer ones move the clock. */
   readonly maxGapFillMs?: number;
-  /** Returns the call-clock time (ms) of a wall-clock arrival time (performance.now() ms). */
+  /**
+   * Returns the call-clock time (ms) of a wall-clock arrival time (performance.now() ms): the
+   * wall clock less a fixed zero, so it runs at the wall clock's rate (`advance` relies on it).
+   */
   readonly callClock: (arrivalMs: number) => number;
 }
 
@@ -100,13 +103,15 @@ export class PartyAudio {
 
   /**
    * The playout clock: everything the party has not sent up to the wall-clock time `dueArrivalMs`
-   * is filled now. Does nothing before the party's first packet.
+   * is filled now. Does nothing before the party's first packet. Returns the earliest due time at
+   * which it could fill anything again if no audio came meanwhile (undefined before the first
+   * packet): the call clock runs at the wall clock's rate, so that is 1 ms past the audio written.
    */
-  advance(dueArrivalMs: number): void {
+  advance(dueArrivalMs: number): number | undefined {
     const framer = this.framer;
-    if (!framer) return;
+    if (!framer) return undefined;
     const missingMs = this.options.callClock(dueArrivalMs) - framer.clockMs;
-    if (missingMs < 1) return;
+    if (missingMs < 1) return dueArrivalMs + 1 - missingMs;
     let samples = Math.round(missingMs * SAMPLES_PER_MS);
     const decoder = this.decoder;
     // Right after audio, a missing packet is a loss to conceal; later it is the sender's silence.
@@ -123,6 +128,7 @@ export class PartyAudio {
       this.filledSamples += samples;
       this.writeSilence(framer, samples);
     }
+    return dueArrivalMs + 1 - (this.options.callClock(dueArrivalMs) - framer.clockMs);
   }
 
   comfortNoise(levelDbov: number): void {
@@ -172,6 +178,7 @@ export class PartyAudio {
 
   private decoderFor(format: AudioFormat): AudioDecoder {
     const made = this.decoderFormat;
+    if (made === format && this.decoder) return this.decoder;
     if (this.decoder && made && made.codec === format.codec && made.clockRate === format.clockRate && made.channels === format.channels) {
       return this.decoder;
     }

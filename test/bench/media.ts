@@ -130,6 +130,7 @@ async function trial(legs: number, seconds: number, opusShare: number, load: Sen
   loopDelay.enable();
   const { result, cpu, elu, wallMs } = await offerLoad(job);
   loopDelay.disable();
+  if (process.env.BENCH_DEBUG) console.log(`cpu user ${(cpu.user / 1000).toFixed(0)} ms system ${(cpu.system / 1000).toFixed(0)} ms`);
   if (process.env.BENCH_DEBUG) console.log(`loop delay p99 ${(loopDelay.percentile(99) / 1e6).toFixed(1)} ms max ${(loopDelay.max / 1e6).toFixed(1)} ms`);
   const received = ports.reduce((sum, p) => sum + p.stats().packets, 0);
   const clock = receiver.clockStats;
@@ -196,6 +197,7 @@ async function rawTrial(legs: number, seconds: number, opusShare: number, load: 
     job.legs.push({ port, codec: i % opusEvery === opusEvery - 1 ? 'opus' : 'PCMU' });
   }
   const { result, cpu, elu, wallMs } = await offerLoad(job);
+  if (process.env.BENCH_DEBUG) console.log(`raw cpu user ${(cpu.user / 1000).toFixed(0)} ms system ${(cpu.system / 1000).toFixed(0)} ms`);
   for (const s of sockets) s.close();
   const lossPct = result.sent === 0 ? 100 : (100 * (result.sent - received)) / result.sent;
   const cpuPct = (100 * (cpu.user + cpu.system)) / 1000 / wallMs;

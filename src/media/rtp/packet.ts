@@ -76,7 +76,8 @@ export function parseRtp(buf: Uint8Array): RtpPacket | RtpMalformed {
     ssrc: ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0,
     csrcCount,
     extensionProfile,
-    payload: buf.subarray(offset, end),
+    // A plain view: Buffer's subarray goes through its species constructor, per packet.
+    payload: new Uint8Array(buf.buffer, buf.byteOffset + offset, end - offset),
   };
 }
 

@@ -19,8 +19,11 @@ export interface MediaSink {
   /**
    * The playout clock's tick: whatever has not arrived for media due at the wall-clock time
    * `dueArrivalMs` (performance.now() ms) is filled now, so frames keep coming without packets.
+   * May return the earliest due time at which advancing again could fill anything if no audio
+   * came meanwhile (audio only moves it later): the stream skips the ticks before it. Every party
+   * is visited every tick, and most are talking, so this keeps the tick to a comparison for them.
    */
-  advance(dueArrivalMs: number): void;
+  advance(dueArrivalMs: number): number | void;
   /** RFC 3389 comfort noise: silence at `levelDbov` (-dBov) until the next audio packet. */
   comfortNoise(levelDbov: number): void;
   /** A new SSRC took over the stream: codec state and timestamps start afresh. */
@@ -113,8 +116,22 @@ export class RtpPartyStream {
   private lastDtmfArrival: number | undefined;
   /** Audio packets the sink refused as too late (their place on the call clock was filled). */
   private playoutLate = 0;
-  /** The stream's timestamps as continuous ms (for the reorder window): the last packet's. */
-  private media: { ts: number; rate: number; ms: number } | undefined;
+  /**
+   * The stream's timestamps as continuous ms (for the reorder window): the last packet's timestamp,
+   * its clock rate and its place in ms (rate 0: no packet yet). Plain fields: this runs per packet.
+   */
+  private mediaTs = 0;
+  private mediaRate = 0;
+  private mediaMs = 0;
+  /** The payload type looked up last and its format: a stream rarely changes it, so most packets skip the map. */
+  private lastPayloadType = -1;
+  private lastFormat: PayloadFormat | undefined;
+  /**
+   * The earliest due time at which the sink's `advance` can fill anything, as it said last (see
+   * MediaSink.advance); ticks before it skip the sink. Audio only moves this later, so it stays a
+   * safe lower bound between ticks.
+   */
+  private nextAdvanceMs = -Infinity;
   /** The one source address datagrams are taken from, once known (rtpengine's media address). */
   private latched: { readonly address: string; readonly port: number } | undefined;
   /** A new SSRC on probation, and its packets so far. */
@@ -138,6 +155,8 @@ export class RtpPartyStream {
   /** A re-negotiation (re-INVITE, re-subscription) changed the payload types. */
   setPayloadMap(map: PayloadMap): void {
     this.payloadMap = map;
+    this.lastPayloadType = -1;
+    this.lastFormat = undefined;
   }
 
   /** Handles one datagram from the socket (`from`: its source, checked against the latch). Never throws on bad input. */
@@ -210,7 +229,9 @@ export class RtpPartyStream {
       this.lastDtmfArrival = undefined;
       for (const d of this.dtmf.values()) for (const ev of d.flush()) this.emitDtmf(ev);
     }
-    this.sink.advance(nowMs - fillDelayMs);
+    const due = nowMs - fillDelayMs;
+    if (due < this.nextAdvanceMs) return;
+    this.nextAdvanceMs = this.sink.advance(due) ?? -Infinity;
   }
 
   /** Releases packets held behind a gap for longer than the reorder window (the stream stalled). */
@@ -246,7 +267,7 @@ export class RtpPartyStream {
       this.dtmf.clear();
     }
     this.ssrc = ssrc;
-    this.media = undefined;
+    this.mediaRate = 0;
     this.lastTransit = undefined;
     this.jitterTicks = 0;
     this.lastAudioSeq = -1;
@@ -259,14 +280,20 @@ export class RtpPartyStream {
    */
   private mediaMsOf(packet: RtpPacket, format: PayloadFormat | undefined): number {
     const rate = format && 'clockRate' in format ? format.clockRate : 8000;
-    const m = this.media;
-    const ms = !m ? 0 : m.rate === rate ? m.ms + (((packet.timestamp - m.ts) | 0) * 1000) / rate : m.ms + this.ptimeMs;
-    this.media = { ts: packet.timestamp, rate, ms };
+    const ms =
+      this.mediaRate === 0 ? 0 : this.mediaRate === rate ? this.mediaMs + (((packet.timestamp - this.mediaTs) | 0) * 1000) / rate : this.mediaMs + this.ptimeMs;
+    this.mediaTs = packet.timestamp;
+    this.mediaRate = rate;
+    this.mediaMs = ms;
     return ms;
   }
 
   private formatOf(payloadType: number): PayloadFormat | undefined {
-    return this.payloadMap.get(payloadType) ?? STATIC_PAYLOAD_TYPES.get(payloadType);
+    if (payloadType === this.lastPayloadType) return this.lastFormat;
+    const format = this.payloadMap.get(payloadType) ?? STATIC_PAYLOAD_TYPES.get(payloadType);
+    this.lastPayloadType = payloadType;
+    this.lastFormat = format;
+    return format;
   }
 
   private release(packet: RtpPacket, lostBefore: number, arrivalMs: number): void {

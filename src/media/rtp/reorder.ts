@@ -83,6 +83,16 @@ export class ReorderBuffer<T> {
       this.expected = ext;
     }
     const slot = ext & MASK;
+    if (ahead === 0 && this.held === 0) {
+      // The common case, the next packet with nothing held: released at once, without a slot.
+      this.released[slot] = ext;
+      this.expected = ext + 1;
+      if (ext > this.highest) this.highest = ext;
+      const lost = this.pendingLoss;
+      this.pendingLoss = 0;
+      this.release(item, lost, arrivalMs);
+      return;
+    }
     if (this.seqs[slot] === ext) {
       this.stats.duplicate++;
       return;
