@@ -81,8 +81,9 @@ function load(): HalfBandSimd | null {
   new Float32Array(buffer, ULAW_TABLE, 256).set(ULAW_TO_LINEAR);
   new Float32Array(buffer, ALAW_TABLE, 256).set(ALAW_TO_LINEAR);
   let loaded: Float32Array | undefined;
-  // The view of one 20 ms G.711 packet's output, made once: a view per packet is an allocation per packet.
-  const out320 = out.subarray(0, 320);
+  // The output view of the last payload length: a stream keeps its packet time, and a view per
+  // packet is an allocation per packet.
+  let outView = out.subarray(0, 0);
   return {
     capacity: (last) => Math.min(MAX_PAIRS, MAX_BYTES, WORK_CAPACITY - last - 3),
     run(source, start, n, folded, last, delay, convFirst, target) {
@@ -105,7 +106,8 @@ function load(): HalfBandSimd | null {
       bytes.set(payload);
       exports.g711(n, folded.length, last, delay, convFirst ? 1 : 0, law === 'PCMU' ? ULAW_TABLE : ALAW_TABLE);
       for (let i = 0; i < last; i++) history[i] = work[n + i]!;
-      return n === 160 ? out320 : out.subarray(0, 2 * n);
+      if (outView.length !== 2 * n) outView = out.subarray(0, 2 * n);
+      return outView;
     },
   };
 }

@@ -85,12 +85,8 @@ export class ReorderBuffer<T> {
     const slot = ext & MASK;
     if (ahead === 0 && this.held === 0) {
       // The common case, the next packet with nothing held: released at once, without a slot.
-      this.released[slot] = ext;
-      this.expected = ext + 1;
       if (ext > this.highest) this.highest = ext;
-      const lost = this.pendingLoss;
-      this.pendingLoss = 0;
-      this.release(item, lost, arrivalMs);
+      this.releaseNext(item, arrivalMs);
       return;
     }
     if (this.seqs[slot] === ext) {
@@ -143,13 +139,18 @@ export class ReorderBuffer<T> {
       const item = this.items[slot] as T;
       this.items[slot] = undefined;
       this.seqs[slot] = -1;
-      this.released[slot] = this.expected;
       this.held--;
-      this.expected++;
-      const lost = this.pendingLoss;
-      this.pendingLoss = 0;
-      this.release(item, lost, this.arrivals[slot]!);
+      this.releaseNext(item, this.arrivals[slot]!);
     }
+  }
+
+  /** Releases `item` as the expected sequence number, with the loss declared before it. */
+  private releaseNext(item: T, arrivalMs: number): void {
+    this.released[this.expected & MASK] = this.expected;
+    this.expected++;
+    const lost = this.pendingLoss;
+    this.pendingLoss = 0;
+    this.release(item, lost, arrivalMs);
   }
 
   private skipToNextHeld(): void {
